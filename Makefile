@@ -1,0 +1,31 @@
+# Two commands: `make run` (the tour) and `make test` (the whole suite).
+# Both create .venv on first use and reuse it afterwards (stamp file, no reinstall).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.facelab-installed
+
+.PHONY: setup run test lab bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,onnx]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/facelab tour
+
+test: $(STAMP)
+	$(PY) -m pytest --nbval-lax tests notebooks
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,55 @@
+"""The exceptions facelab raises for bad input.
+
+Catch :class:`FacelabError` to handle every user-facing problem at once.  Every
+message names the offending input and says what to do about it.
+"""
+from __future__ import annotations
+
+
+class FacelabError(Exception):
+    """Base class of every error facelab raises on purpose."""
+
+
+class InvalidInputError(FacelabError, ValueError):
+    """An argument has the wrong type, shape, dtype or value (e.g. an array with NaN)."""
+
+
+class ImageDecodeError(FacelabError):
+    """A file or buffer could not be decoded as an image (empty, truncated, not an image)."""
+
+
+class UnsupportedFormatError(ImageDecodeError):
+    """The data is a real file format, but not one facelab can decode (e.g. HEIC, audio)."""
+
+
+class ImageTooLarge(ImageDecodeError):
+    """The image declares more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class VideoDecodeError(FacelabError):
+    """A file could not be decoded as a video (missing, truncated, no video stream, no frames)."""
+
+
+class CheckpointError(FacelabError):
+    """A checkpoint is missing, corrupt, or its config does not match its tensors."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """Loading this checkpoint would unpickle arbitrary code; pass an explicit trust flag."""
+
+
+class DatasetFormatError(FacelabError):
+    """A dataset folder or label file is not in the expected layout."""
+
+
+__all__ = [
+    "FacelabError",
+    "InvalidInputError",
+    "ImageDecodeError",
+    "UnsupportedFormatError",
+    "ImageTooLarge",
+    "VideoDecodeError",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "DatasetFormatError",
+]
