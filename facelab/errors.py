@@ -38,6 +38,10 @@ class UnsafeCheckpointError(CheckpointError):
     """Loading this checkpoint would unpickle arbitrary code; pass an explicit trust flag."""
 
 
+class PretrainedWeightsUnavailable(CheckpointError):
+    """Pretrained (ImageNet) weights could not be downloaded or found in the local cache."""
+
+
 class DatasetFormatError(FacelabError):
     """A dataset folder or label file is not in the expected layout."""
 
@@ -51,5 +55,6 @@ __all__ = [
     "VideoDecodeError",
     "CheckpointError",
     "UnsafeCheckpointError",
+    "PretrainedWeightsUnavailable",
     "DatasetFormatError",
 ]

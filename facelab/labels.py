@@ -26,6 +26,20 @@ AFFECTNET_TRAIN_COUNTS = {
     "Fear": 6378, "Disgust": 3803, "Anger": 24882, "Contempt": 3750,
 }
 
+#: Spellings of emotion names met in real dataset folders (lower-case) -> facelab emotion name.
+EMOTION_ALIASES = {
+    "anger": "Anger", "angry": "Anger", "contempt": "Contempt", "disgust": "Disgust",
+    "disgusted": "Disgust", "fear": "Fear", "fearful": "Fear", "afraid": "Fear",
+    "happiness": "Happiness", "happy": "Happiness", "neutral": "Neutral",
+    "sadness": "Sadness", "sad": "Sadness", "surprise": "Surprise", "surprised": "Surprise",
+}
+
+
+def emotion_from_name(name: str):
+    """A folder name such as ``Happy`` or ``surprised`` -> facelab emotion name, or None."""
+    return EMOTION_ALIASES.get(str(name).strip().lower())
+
+
 #: AFEW folder names (7 classes) -> facelab emotion name.
 AFEW_EMOTIONS = {
     "Angry": "Anger", "Disgust": "Disgust", "Fear": "Fear", "Happy": "Happiness",

@@ -53,6 +53,8 @@ _STAT_FUNCTIONS = {
     "max": lambda F: F.max(axis=0),
     "min": lambda F: F.min(axis=0),
     "std": lambda F: F.std(axis=0, ddof=0),  # population std: one frame -> 0
+    # not part of the paper's descriptor: the baseline "classify the middle frame alone"
+    "middle": lambda F: F[len(F) // 2],
 }
 
 
@@ -82,7 +84,7 @@ def as_feature_matrix(F, *, name: str = "features") -> np.ndarray:
             arr = np.asarray(F)
         except (ValueError, TypeError) as exc:  # ragged nested lists
             raise InvalidInputError(f"{name}: cannot be read as a numeric n x D array ({exc})") from None
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
+    if arr.dtype == object or arr.dtype.kind not in "iuf":
         raise InvalidInputError(
             f"{name}: expected a numeric (float or int) n x D array, got dtype {arr.dtype}"
         )
@@ -140,9 +142,10 @@ def frame_statistics(F, l2_normalize: bool = False, *, stats: Sequence[str] = FR
         means the clip has no face: the result is all zeros with ``has_face=False``.
     l2_normalize : bool
         Divide the whole descriptor by its L2 norm.
-    stats : sequence of "mean", "max", "min", "std"
+    stats : sequence of "mean", "max", "min", "std" (and "middle")
         Which statistics, in which order (default: the paper's four).  ``std`` is the
-        population standard deviation (``ddof=0``).
+        population standard deviation (``ddof=0``).  ``"middle"`` is not a statistic of
+        the paper but a baseline: the features of the middle face frame, ``F[n // 2]``.
 
     Returns
     -------
@@ -218,7 +221,8 @@ def _check_stats(stats) -> tuple[str, ...]:
     unknown = [s for s in stats if s not in _STAT_FUNCTIONS]
     if not stats or unknown:
         raise InvalidInputError(
-            f"stats={stats!r}: choose a non-empty subset of {FRAME_STATS} (or 'group' for VideoDescriptor)"
+            f"stats={stats!r}: choose a non-empty subset of {tuple(_STAT_FUNCTIONS)} "
+            "(or 'group' for VideoDescriptor)"
         )
     return stats
 
@@ -272,15 +276,30 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
             ) from None
         if not clips:
             raise InvalidInputError("VideoDescriptor: X is empty; need at least one clip")
+        for i, c in enumerate(clips):
+            if getattr(c, "group", None) is not None and bool(c.group) != self._is_group():
+                kind = "group (all faces)" if c.group else "single-person (largest face)"
+                raise InvalidInputError(
+                    f"clip {i}: {kind} features do not fit VideoDescriptor(stats={self.stats!r}); "
+                    f"use stats={'group' if c.group else FRAME_STATS!r}"
+                )
         return [c.pooling_input() if hasattr(c, "pooling_input") else c for c in clips]
 
     def _describe(self, clip, index: int, dim: int | None) -> Descriptor:
+        """Pool one clip; ``dim`` (if known) is the D every clip must have."""
         try:
             if self._is_group():
-                return group_statistics(clip, self.l2_normalize, dim=dim)
-            return frame_statistics(clip, self.l2_normalize, stats=self.stats)
+                d = group_statistics(clip, self.l2_normalize, dim=dim)
+            else:
+                d = frame_statistics(clip, self.l2_normalize, stats=self.stats)
         except InvalidInputError as exc:
             raise InvalidInputError(f"clip {index}: {exc}") from None
+        clip_dim = len(d.vector) // len(self._blocks())
+        if dim is not None and clip_dim != dim:
+            raise InvalidInputError(
+                f"clip {index}: feature dimension D={clip_dim} differs from D={dim} of the other clips"
+            )
+        return d
 
     def _blocks(self) -> tuple[str, ...]:
         return GROUP_BLOCKS if self._is_group() else _check_stats(self.stats)
@@ -291,8 +310,7 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
         self._blocks()  # validates stats
         dim = None
         for i, clip in enumerate(self._clips(X)):
-            d = self._describe(clip, i, dim)
-            dim = len(d.vector) // len(self._blocks())
+            dim = len(self._describe(clip, i, dim).vector) // len(self._blocks())
         self.feature_dim_ = dim
         self.n_features_out_ = len(self._blocks()) * dim + int(self.add_indicator)
         return self
@@ -304,14 +322,8 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
 
             raise NotFittedError("VideoDescriptor is not fitted yet; call fit first")
         rows, no_face = [], []
-        width = len(self._blocks()) * self.feature_dim_
         for i, clip in enumerate(self._clips(X)):
             d = self._describe(clip, i, self.feature_dim_)
-            if len(d.vector) != width:
-                raise InvalidInputError(
-                    f"clip {i}: descriptor has {len(d.vector)} values, expected {width} "
-                    f"(feature dimension differs from D={self.feature_dim_} seen in fit)"
-                )
             rows.append(d.vector)
             no_face.append(not d.has_face)
         self.no_face_ = np.asarray(no_face, dtype=bool)
@@ -332,7 +344,62 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
 
+# --- the paper's comparison ----------------------------------------------------------------
+
+#: Descriptors compared by :func:`compare_video_descriptors` for single-person clips.
+SINGLE_BASELINES = {
+    "middle frame": ("middle",),
+    "mean pooling": ("mean",),
+    "mean+max+min+std (paper)": FRAME_STATS,
+}
+
+
+def make_video_classifier(stats=FRAME_STATS, classifier: str = "svc", *, n_estimators: int = 1000,
+                          seed: int = 0, add_indicator: bool = False):
+    """The paper's clip classifier: ``VideoDescriptor`` (L2-normalised) followed by
+    ``LinearSVC`` (``classifier="svc"``) or ``RandomForestClassifier(n_estimators=1000)``
+    (``"rf"``)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    if classifier == "svc":
+        clf = LinearSVC(random_state=seed)
+    elif classifier == "rf":
+        clf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed)
+    else:
+        raise InvalidInputError(f"classifier={classifier!r}: use 'svc' (LinearSVC) or 'rf' (RandomForest)")
+    return make_pipeline(VideoDescriptor(stats=stats, add_indicator=add_indicator), clf)
+
+
+def compare_video_descriptors(train_clips, y_train, test_clips, y_test, *, group: bool = False,
+                              classifier: str = "svc", seed: int = 0) -> dict:
+    """Test accuracy of several clip descriptors with the same classifier (design.md §1 item 7).
+
+    Single-person clips (``group=False``; entries are ``(n_frames, D)`` arrays or
+    :class:`facelab.video.ClipFeatures`): the middle frame alone, mean pooling alone and the
+    paper's mean+max+min+std.  Group clips (``group=True``): the paper's group descriptor.
+    Both also report ``"chance (majority class)"``: the test accuracy of always answering the
+    most frequent training class.  Returns ``{descriptor name: accuracy}``.
+    """
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(np.unique(y_train)) < 2:
+        raise InvalidInputError("compare_video_descriptors: the training clips need at least two classes")
+    candidates = {"group mean+std (paper)": "group"} if group else SINGLE_BASELINES
+    results = {}
+    for name, stats in candidates.items():
+        model = make_video_classifier(stats, classifier, seed=seed, add_indicator=True)
+        model.fit(train_clips, y_train)
+        results[name] = float(np.mean(model.predict(test_clips) == y_test))
+    values, counts = np.unique(y_train, return_counts=True)
+    results["chance (majority class)"] = float(np.mean(y_test == values[np.argmax(counts)]))
+    return results
+
+
 __all__ = [
+    "SINGLE_BASELINES",
+    "make_video_classifier",
+    "compare_video_descriptors",
     "FRAME_STATS",
     "GROUP_BLOCKS",
     "Descriptor",

@@ -1,0 +1,274 @@
+"""Faces per second: facelab's FaceAnalyzer vs the naive per-face loop of reference implementations.
+
+Plain script (stdlib timing, medians over repeats)::
+
+    .venv/bin/python benchmarks/bench_analyze.py [--faces 160] [--repeats 3] [--backbones efficientnet_b0,mobilenetv1_100]
+
+All methods run on the SAME face-world photos and the SAME known face boxes (detection
+excluded), with the SAME randomly initialised network (weights do not change speed):
+
+  (a) naive   -- what reference implementations do per face: PIL crop, resize, ToTensor,
+                 Normalize, a batch of one, fp32 NCHW, model(x) (under torch.no_grad);
+  (b) fp32    -- FaceAnalyzer(precision="fp32"): crop_faces (one roi_align) + batches of 32,
+                 channels_last, frozen TorchScript backbone (BatchNorm folded);
+  (c) default -- FaceAnalyzer() as shipped: bf16 where the CPU has AMX / AVX512-BF16;
+  (d) onnx    -- FaceAnalyzer(backend="onnx"): ONNX Runtime, fp32.
+
+Each rate is printed with its ratio to (a) (``3.4x``) on the line naming the backbone.  Then:
+the network-only rate at batch 32 and the fraction of the machine's measured GEMM rate it
+achieves (FLOPs per image x images/s / GEMM FLOP/s; bf16 GEMM for bf16 runs, fp32 otherwise),
+and an end-to-end number (MTCNN detection included: facelab batches same-size images; the
+naive loop detects image by image).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+BATCH = 32
+SIZE = 224
+
+
+# --- machine --------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def describe_machine() -> None:
+    from facelab.analyze import cpu_supports_bf16, resolve_precision
+
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "not installed"
+    print(f"CPU: {cpu_model()}  ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})")
+    print(f"torch {torch.__version__}, onnxruntime {ort}, python {platform.python_version()}, "
+          f"{platform.system()} {platform.machine()}")
+    print(f"native bf16 (AMX/AVX512-BF16): {cpu_supports_bf16()}; torch CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; facelab default precision: {resolve_precision('auto')}")
+    print(f"load average at start: {load_average()}")
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def gemm_rate(dtype, n: int = 2048, repeats: int = 7) -> float:
+    """Measured FLOP/s of one large n x n x n matmul (2 n^3 FLOPs)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dtype)
+    b = torch.randn(n, n, generator=g).to(dtype)
+    return 2 * n ** 3 / timed(lambda: torch.matmul(a, b), repeats)
+
+
+def flops_per_image(model, size: int = SIZE) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return float(counter.get_total_flops())
+
+
+# --- data -----------------------------------------------------------------------------
+def face_world_photos(n: int, size: int = 256, seed: int = 0):
+    """``n`` face-world photos (RGB uint8) and their true face boxes."""
+    from facelab.labels import EMOTIONS_8
+    from facelab.synth.people import sample_person
+    from facelab.synth.render import render_face, sample_nuisance
+
+    rng = np.random.default_rng(seed)
+    images, boxes = [], []
+    for i in range(n):
+        r = render_face(sample_person(seed, i), age=int(rng.integers(5, 80)), emotion=EMOTIONS_8[i % 8],
+                        nuisance=sample_nuisance(rng, 0.5), size=size, rng=rng)
+        images.append(r.image)
+        boxes.append(r.box)
+    return images, boxes
+
+
+# --- the naive loop (reference-implementation style) ------------------------------------
+def naive_transform(model):
+    from torchvision import transforms
+
+    prep = model.preprocessing
+    return transforms.Compose([
+        transforms.Resize((prep["image_size"], prep["image_size"])),
+        transforms.ToTensor(),
+        transforms.Normalize(prep["mean"], prep["std"]),
+    ])
+
+
+def naive_faces(model, transform, images, boxes_per_image) -> list:
+    """Per face: PIL crop, resize, ToTensor, Normalize, batch of one, fp32 NCHW, model(x)."""
+    from PIL import Image
+
+    results = []
+    with torch.no_grad():
+        for image, boxes in zip(images, boxes_per_image):
+            pil = Image.fromarray(image)
+            for box in boxes:
+                face = pil.crop(tuple(int(round(v)) for v in box))
+                x = transform(face).unsqueeze(0)
+                out = model(x)
+                results.append({h: torch.softmax(v, 1) for h, v in out.items()})
+    return results
+
+
+def naive_end_to_end(model, transform, images, detector) -> list:
+    """Per image: MTCNN on that image alone, keep prob > 0.9, then the naive face loop."""
+    from PIL import Image
+
+    results = []
+    for image in images:
+        boxes, probs = detector.detect(Image.fromarray(image))
+        keep = [] if boxes is None else [np.asarray(b, float) for b, p in zip(boxes, probs) if p > 0.9]
+        results += naive_faces(model, transform, [image], [keep])
+    return results
+
+
+# --- one backbone ---------------------------------------------------------------------
+def bench_backbone(name: str, images, boxes, args) -> dict:
+    from facelab.analyze import FaceAnalyzer
+    from facelab.faces import crop_faces, get_detector
+    from facelab.models import MultiTaskNet
+
+    torch.manual_seed(0)
+    model = MultiTaskNet(name, emotion_classes=8, gender=True, race=True, age=True).eval()
+    model.preprocessing["image_size"] = SIZE
+    n_faces = len(boxes)
+    per_image = [[b] for b in boxes]
+    transform = naive_transform(model)
+
+    analyzers = {"fp32": FaceAnalyzer(model, precision="fp32", batch_size=BATCH),
+                 "default": FaceAnalyzer(model, batch_size=BATCH)}
+    try:
+        analyzers["onnx"] = FaceAnalyzer(model, backend="onnx", batch_size=BATCH)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime missing: report, go on
+        print(f"  (onnx skipped: {exc})")
+
+    def facelab_faces(analyzer):
+        crops = crop_faces(images, per_image, size=SIZE, policy="tight")
+        return analyzer.predict_crops(crops)
+
+    rates = {"naive": n_faces / timed(lambda: naive_faces(model, transform, images, per_image), args.repeats)}
+    for key, analyzer in analyzers.items():
+        rates[key] = n_faces / timed(lambda a=analyzer: facelab_faces(a), args.repeats)
+
+    # network only, batch 32 (crops prepared beforehand)
+    crops = crop_faces(images, per_image, size=SIZE)[:BATCH]
+    net_rates = {key: BATCH / timed(lambda a=a: a.predict_crops(crops), max(args.repeats, 5))
+                 for key, a in analyzers.items()}
+
+    # end to end (detection included), facelab default vs naive
+    detector = get_detector(20)
+    e2e = {}
+    counts = {}
+
+    def run_facelab():
+        df = analyzers["default"].analyze(images)
+        counts["facelab"] = int((df["status"] == "ok").sum())
+
+    def run_naive():
+        counts["naive"] = len(naive_end_to_end(model, transform, images, detector))
+
+    e2e["facelab"] = timed(run_facelab, args.repeats)
+    e2e["naive"] = timed(run_naive, args.repeats)
+
+    flops = flops_per_image(model)
+    default_precision = analyzers["default"].precision
+    return dict(name=name, rates=rates, net_rates=net_rates, e2e=e2e, counts=counts, flops=flops,
+                precision=default_precision, n_faces=n_faces)
+
+
+def report(r: dict, gemm: dict) -> None:
+    rates, naive = r["rates"], r["rates"]["naive"]
+    parts = [f"naive {naive:6.1f} faces/s"]
+    labels = {"fp32": "facelab fp32", "default": f"facelab default ({r['precision']})", "onnx": "onnxruntime"}
+    for key in ("fp32", "default", "onnx"):
+        if key in rates:
+            parts.append(f"{labels[key]} {rates[key]:6.1f} faces/s = {rates[key] / naive:.1f}x")
+    print(f"{r['name']} @{SIZE}px, crop+network, {r['n_faces']} faces: " + " | ".join(parts))
+
+    gflops = r["flops"] / 1e9
+    pieces = []
+    for key in ("fp32", "default", "onnx"):
+        if key not in r["net_rates"]:
+            continue
+        rate = r["net_rates"][key]
+        kind = "bf16" if key == "default" and r["precision"] == "bf16" else "fp32"
+        frac = r["flops"] * rate / gemm[kind]
+        pieces.append(f"{labels[key]} {rate:6.1f} img/s = {100 * frac:4.1f}% of {kind} GEMM")
+    print(f"{r['name']} network only, batch {BATCH}, {gflops:.2f} GFLOP/img: " + " | ".join(pieces))
+    bound = gemm["bf16"] / r["flops"]
+    print(f"{r['name']} bf16-GEMM bound {bound:6.1f} img/s; facelab default reaches "
+          f"{100 * r['net_rates']['default'] / bound:.1f}% of it")
+    e2e = r["e2e"]
+    f_rate, n_rate = r["counts"]["facelab"] / e2e["facelab"], r["counts"]["naive"] / e2e["naive"]
+    print(f"{r['name']} end to end (MTCNN detection included): naive {n_rate:6.1f} faces/s "
+          f"({r['counts']['naive']} faces) | facelab default {f_rate:6.1f} faces/s "
+          f"({r['counts']['facelab']} faces) = {f_rate / n_rate:.1f}x")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=int, default=160, help="number of face-world photos (one face each)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median)")
+    parser.add_argument("--backbones", default="efficientnet_b0,mobilenetv1_100")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    describe_machine()
+    gemm = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
+    print(f"measured GEMM (2048^3 matmul): fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s")
+    t0 = time.perf_counter()
+    images, boxes = face_world_photos(args.faces)
+    print(f"{len(images)} face-world photos of 256 x 256 px, one face each (rendered in "
+          f"{time.perf_counter() - t0:.1f} s); times are medians of {args.repeats} repeats\n")
+    for name in args.backbones.split(","):
+        r = bench_backbone(name.strip(), images, boxes, args)
+        report(r, gemm)
+        print()
+    targets_note = ("targets: facelab default >= 3x naive on efficientnet_b0 @224 (crop+network); "
+                    "mobilenetv1_100 batch 32 >= 30% of the bf16-GEMM bound")
+    print(targets_note)
+    print(f"load average at end: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,716 @@
+"""FaceAnalyzer: fast batched inference on photos, folders and videos (Fig. 1 of the paper).
+
+::
+
+    photos -> MTCNN (same-size images in one batch) -> tight crops (one roi_align per image size)
+           -> identity/attribute CNN  -> age (eq. 1), gender, race
+           -> emotion CNN             -> emotion
+           -> one pandas row per face
+
+**RGB everywhere**: inputs are decoded by :func:`facelab.io.load_image` into RGB uint8
+arrays; crops are RGB floats in ``[0, 255]``; normalisation with the checkpoint's
+mean/std happens inside the network runner.
+
+Why it is fast (compared with the per-face loop of the reference implementation:
+PIL crop, resize, ToTensor, Normalize, a batch of one, fp32):
+
+* faces of *many* images go through the CNN together, ``batch_size`` at a time;
+* crops and resizing are one tensor operation per image size
+  (:func:`facelab.faces.crop_faces`), never a PIL call per face;
+* ``torch.inference_mode`` and ``channels_last`` memory format;
+* on CPUs with native bfloat16 (AMX or AVX512-BF16) the backbone runs in bf16 --
+  chosen automatically by ``precision="auto"``; ``precision="fp32"`` is always there.
+  The small heads stay in fp32;
+* the backbone is traced and frozen with TorchScript (``torch.jit.freeze``), which
+  folds every BatchNorm into the convolution before it and fuses activations;
+* ONNX Runtime is available as a second backend (``backend="onnx"``).
+
+The numbers are measured, next to the naive loop, by ``benchmarks/bench_analyze.py``.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .errors import FacelabError, InvalidInputError
+
+#: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
+PRECISIONS = ("auto", "bf16", "fp32")
+#: Inference backends.
+BACKENDS = ("torch", "onnx")
+#: Heads whose outputs FaceAnalyzer reports (the identity head's classes are the training
+#: people, which mean nothing for a new photo; use features for identity).
+REPORTED_HEADS = ("emotion", "age", "gender", "race")
+#: The ``status`` column: a face was analysed / the image has no face / the input failed.
+STATUS_OK, STATUS_NO_FACE, STATUS_FAILED = "ok", "no face", "failed"
+#: How many input images are decoded and detected at once (bounds memory).
+DEFAULT_CHUNK_IMAGES = 64
+
+
+# --- precision -----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True if this CPU computes bfloat16 natively (x86: AMX-BF16 or AVX512-BF16; ARM: BF16).
+
+    Read from the ``flags`` / ``Features`` lines of ``/proc/cpuinfo`` (Linux).  Elsewhere
+    (macOS, Windows) we cannot tell cheaply and answer False, so ``precision="auto"`` falls
+    back to fp32 there; pass ``precision="bf16"`` to force it.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return bf16_in_cpuinfo(f.read(400_000))
+    except OSError:
+        return False
+
+
+#: CPU flags that mean native bfloat16 arithmetic.
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
+
+
+def bf16_in_cpuinfo(text: str) -> bool:
+    """Does the text of ``/proc/cpuinfo`` list a native-bf16 flag (:data:`BF16_CPU_FLAGS`)?"""
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str = "auto", device="cpu", backend: str = "torch") -> str:
+    """``"auto"`` -> ``"bf16"`` where the hardware has native bf16, else ``"fp32"``."""
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if backend == "onnx":
+        if precision == "bf16":
+            raise InvalidInputError("the onnx backend runs in fp32; use backend='torch' for precision='bf16'")
+        return "fp32"
+    if precision != "auto":
+        return precision
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if dev.type == "cpu":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return "fp32"
+
+
+# --- network runners -----------------------------------------------------------------------
+def _as_model(model):
+    """A checkpoint path or a MultiTaskNet -> (MultiTaskNet, source name)."""
+    from .models import MultiTaskNet
+
+    if isinstance(model, MultiTaskNet):
+        return model, f"<{type(model).__name__} {model.backbone_name}>"
+    if isinstance(model, (str, os.PathLike)):
+        from .checkpoints import load_checkpoint
+
+        return load_checkpoint(model, device="cpu"), os.fspath(model)
+    raise InvalidInputError(
+        f"model must be a checkpoint path or a facelab MultiTaskNet, not {type(model).__name__}; "
+        "load HSEmotion weights with facelab.checkpoints.import_hsemotion first"
+    )
+
+
+class TorchNetwork:
+    """Runs one :class:`facelab.models.MultiTaskNet` on raw crops, fast.
+
+    ``logits(crops)``: crops are ``N x 3 x S x S`` RGB in ``[0, 255]`` (float or uint8);
+    returns ``{head: float32 logits}``.  The input is normalised with the model's mean/std
+    (one multiply-add), converted to ``channels_last`` and, for ``precision="bf16"``, to
+    bfloat16; the backbone is a frozen TorchScript copy (BatchNorm folded into the
+    convolutions).  The heads always run in fp32.  The caller's model is not modified.
+    """
+
+    def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True):
+        import torch
+
+        model, self.source = _as_model(model)
+        if precision not in ("bf16", "fp32"):
+            raise InvalidInputError(f"precision={precision!r}: TorchNetwork runs 'bf16' or 'fp32'")
+        self.config = model.config
+        self.labels = dict(model.label_names)
+        self.head_sizes = dict(model.head_sizes)
+        self.image_size = int(model.preprocessing["image_size"])
+        self.precision = precision
+        self.device = torch.device(device)
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        mean = torch.tensor(model.preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(model.preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std  ==  x * scale + shift
+        self.scale = (1.0 / (255.0 * std)).to(self.device)
+        self.shift = (-mean / std).to(self.device)
+
+        net = copy.deepcopy(model).eval().to(self.device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.heads = net.heads.float()
+        self.backbone = net.backbone.to(dtype=self.dtype, memory_format=torch.channels_last)
+        self.frozen = False
+        self._want_freeze = bool(freeze)
+
+    def freeze(self) -> "TorchNetwork":
+        """TorchScript trace + freeze of the backbone (folds BatchNorm into the convolutions,
+        fuses activations); keeps the eager module if tracing fails.  Done once, on first use."""
+        import torch
+
+        self._want_freeze = False
+        if self.frozen:
+            return self
+        example = self.prepare(torch.zeros(2, 3, self.image_size, self.image_size))
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                frozen = torch.jit.freeze(torch.jit.trace(self.backbone, example, check_trace=False).eval())
+                for _ in range(2):  # TorchScript profiles the first calls; do them now
+                    frozen(example)
+        except Exception:  # noqa: BLE001 - any tracing problem: keep the eager module
+            return self
+        self.backbone, self.frozen = frozen, True
+        return self
+
+    def prepare(self, crops):
+        """Raw RGB crops in [0, 255] -> normalised, channels_last, in the run dtype."""
+        import torch
+
+        if not isinstance(crops, torch.Tensor):
+            crops = torch.as_tensor(np.asarray(crops))
+        x = crops.to(self.device, torch.float32, non_blocking=True)
+        x = _resize_crops(x, self.image_size)
+        x = x * self.scale + self.shift
+        return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def features(self, crops):
+        """x: the penultimate features (fp32, N x D)."""
+        import torch
+
+        if self._want_freeze:
+            self.freeze()
+        with torch.inference_mode():
+            return self.backbone(self.prepare(crops)).float()
+
+    def logits(self, crops) -> dict:
+        import torch
+
+        with torch.inference_mode():
+            feats = self.features(crops)
+            return {name: head(feats).float().cpu().numpy() for name, head in self.heads.items()}
+
+
+def _resize_crops(x, size: int):
+    """Crops of another size -> ``size x size`` (bilinear, antialiased); same size: unchanged."""
+    import torch.nn.functional as F
+
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise InvalidInputError(f"crops must be an N x 3 x S x S tensor of RGB faces, got shape {tuple(x.shape)}")
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu"):
+    """A runner with ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``."""
+    if backend == "torch":
+        if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
+            raise InvalidInputError(f"{model}: an ONNX file needs backend='onnx'")
+        return TorchNetwork(model, precision=precision, device=device)
+    if backend == "onnx":
+        from .onnx_export import OnnxNetwork
+
+        return OnnxNetwork(model)
+    raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+# --- softmax / age ------------------------------------------------------------------------
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable), returned as float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+# --- inputs --------------------------------------------------------------------------------
+class _Input:
+    """One input of a batch: its position, display name and source (or the error it raised)."""
+
+    __slots__ = ("index", "name", "source", "error", "faces")
+
+    def __init__(self, index, name, source, error=None):
+        self.index, self.name, self.source, self.error = index, name, source, error
+        self.faces = []
+
+
+def _is_video_path(src) -> bool:
+    from .io import VIDEO_EXTENSIONS
+
+    return isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def expand_inputs(images, names=None, *, videos: bool = False) -> list:
+    """Inputs -> a flat list of ``(name, source, kind)`` with kind ``"image"``, ``"video"`` or
+    ``"error"`` (source is then the message).
+
+    ``images`` is one input or a list of inputs; a folder is replaced by its images
+    (sorted, :func:`facelab.io.list_images`) -- and its videos when ``videos=True``.
+    A folder without any becomes one ``"error"`` entry, so nothing goes missing silently.
+    """
+    from .io import VIDEO_EXTENSIONS, input_name, list_images
+
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if names is not None:
+        names = list(names)
+        if len(names) != len(items):
+            raise InvalidInputError(f"names has {len(names)} entries for {len(items)} inputs")
+    out = []
+    for i, src in enumerate(items):
+        name = names[i] if names is not None else _display_name(src, i, len(items), input_name)
+        if isinstance(src, (str, os.PathLike)) and Path(src).is_dir():
+            found = [(p, "image") for p in list_images(src)]
+            if videos:
+                found += [(p, "video") for p in sorted(Path(src).rglob("*"), key=lambda p: p.as_posix())
+                          if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+                          and not any(part.startswith(".") for part in p.relative_to(src).parts)]
+                found.sort(key=lambda pk: pk[0].relative_to(src).as_posix())
+            if not found:
+                what = "images or videos" if videos else "images"
+                out.append((name, f"{name}: folder contains no {what}; check the path", "error"))
+            out += [(str(p), p, kind) for p, kind in found]
+        elif videos and _is_video_path(src):
+            out.append((name, src, "video"))
+        else:
+            out.append((name, src, "image"))
+    return out
+
+
+def _display_name(src, i: int, n: int, input_name) -> str:
+    try:
+        base = input_name(src)
+    except Exception:  # noqa: BLE001 - a name must never fail
+        base = f"<{type(src).__name__}>"
+    return base if n == 1 or not base.startswith("<") else f"{base[:-1]} #{i}>"
+
+
+def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, FacelabError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+# --- the analyzer ---------------------------------------------------------------------------
+class FaceAnalyzer:
+    """Detect faces and predict emotion, age, gender and race, many images at a time.
+
+    Parameters
+    ----------
+    model : checkpoint path or :class:`facelab.models.MultiTaskNet`
+        The identity/attribute network of Fig. 1 (heads age, gender, race) -- or any
+        network: its heads decide what is reported.  With ``backend="onnx"`` it may also be
+        an ``.onnx`` file written by :func:`facelab.onnx_export.export_onnx`.
+    emotion_model : checkpoint path or MultiTaskNet, optional
+        The emotion network of Fig. 1 (fine-tuned for emotion).  Its emotion head wins over
+        one in ``model``.
+    device : torch device for the CNNs (the MTCNN detector runs there too).
+    precision : ``"auto"`` (bf16 where the CPU has AMX / AVX512-BF16, or a GPU has bf16),
+        ``"bf16"`` or ``"fp32"``.
+    backend : ``"torch"`` or ``"onnx"`` (ONNX Runtime, fp32; needs ``pip install facelab[onnx]``).
+    batch_size : faces per CNN batch (and images per detector batch).
+    min_face_size, threshold : MTCNN settings (faces below ``threshold`` are dropped).
+    top_l : L of the age expectation, eq. (1).
+
+    >>> fa = FaceAnalyzer("runs/attributes.safetensors", "runs/emotion.safetensors")
+    >>> df = fa.analyze(["a.jpg", "b.png", "holiday/"])   # one row per face
+    """
+
+    def __init__(self, model, emotion_model=None, *, device="cpu", precision: str = "auto",
+                 backend: str = "torch", batch_size: int = 32, min_face_size: int = 20,
+                 threshold: float = 0.9, top_l: int = 3):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InvalidInputError(f"batch_size={batch_size!r}: must be an integer >= 1")
+        if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+            raise InvalidInputError(f"threshold={threshold!r}: must be a probability in [0, 1]")
+        if isinstance(top_l, bool) or not isinstance(top_l, (int, np.integer)) or top_l < 1:
+            raise InvalidInputError(f"top_l={top_l!r}: must be an integer >= 1 (L of eq. 1)")
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.device = str(device)
+        self.backend = backend
+        self.precision = resolve_precision(precision, device, backend)
+        self.batch_size = int(batch_size)
+        self.min_face_size = int(min_face_size)
+        self.threshold = float(threshold)
+        self.top_l = int(top_l)
+        self.networks = []
+        for m in (model, emotion_model):
+            if m is not None:
+                self.networks.append(make_network(m, backend=backend, precision=self.precision, device=device))
+        if not self.networks:
+            raise InvalidInputError("FaceAnalyzer needs a model (checkpoint path or MultiTaskNet)")
+        #: head name -> index of the network that provides it (emotion from emotion_model first).
+        self.head_source: dict[str, int] = {}
+        for head in REPORTED_HEADS:
+            order = range(len(self.networks) - 1, -1, -1) if head == "emotion" else range(len(self.networks))
+            for k in order:
+                if head in self.networks[k].head_sizes:
+                    self.head_source[head] = k
+                    break
+        if not self.head_source:
+            raise InvalidInputError(
+                "the model(s) have none of the heads " + ", ".join(REPORTED_HEADS)
+                + f" (found: {', '.join(h for n in self.networks for h in n.head_sizes) or 'none'}); "
+                "train or load an attribute/emotion checkpoint"
+            )
+        if "age" in self.head_source:
+            n_age = self.networks[self.head_source["age"]].head_sizes["age"]
+            if self.top_l > n_age:
+                raise InvalidInputError(f"top_l={top_l} is larger than the {n_age} age classes")
+
+    # --- description ----------------------------------------------------------
+    @property
+    def heads(self) -> list[str]:
+        """The reported heads, in column order."""
+        return [h for h in REPORTED_HEADS if h in self.head_source]
+
+    def labels(self, head: str) -> list[str]:
+        net = self.networks[self.head_source[head]]
+        names = net.labels.get(head)
+        return [str(v) for v in names] if names else [str(k) for k in range(net.head_sizes[head])]
+
+    def __repr__(self) -> str:
+        return (f"FaceAnalyzer(heads={self.heads}, backend={self.backend!r}, precision={self.precision!r}, "
+                f"batch_size={self.batch_size}, device={self.device!r})")
+
+    # --- the CNN part -----------------------------------------------------------
+    def _needed_networks(self) -> list[int]:
+        return sorted(set(self.head_source.values()))
+
+    def crop_sizes(self) -> list[int]:
+        """Crop side of every network that is run (usually one size)."""
+        return sorted({self.networks[k].image_size for k in self._needed_networks()})
+
+    def predict_crops(self, crops) -> dict:
+        """Probabilities of every reported head for a batch of face crops.
+
+        ``crops``: ``N x 3 x S x S`` RGB in ``[0, 255]`` (what :func:`facelab.faces.crop_faces`
+        returns), or a dict ``{S: crops}`` holding the same faces at each network's size.
+        Crops of another size are resized (bilinear, antialiased).  Returns
+        ``{head: float32 array N x C}`` (softmax probabilities) for emotion, age, gender,
+        race -- those the networks have.  The age in years is :meth:`ages` of ``["age"]``.
+        """
+        by_size = crops if isinstance(crops, dict) else None
+        n = len(next(iter(by_size.values()))) if by_size else len(crops)
+        logits: dict[str, list] = {h: [] for h in self.head_source}
+        for start in range(0, n, self.batch_size):
+            for k in self._needed_networks():
+                net = self.networks[k]
+                src = by_size.get(net.image_size, next(iter(by_size.values()))) if by_size else crops
+                out = net.logits(src[start:start + self.batch_size])
+                for head, source in self.head_source.items():
+                    if source == k:
+                        logits[head].append(out[head])
+        return {h: softmax(np.concatenate(v)) if v else np.zeros((0, self._n_classes(h)), np.float32)
+                for h, v in logits.items()}
+
+    def _n_classes(self, head: str) -> int:
+        return self.networks[self.head_source[head]].head_sizes[head]
+
+    def ages(self, age_probs) -> np.ndarray:
+        """Age in years from age posteriors: the top-L expectation of eq. (1)."""
+        from .losses import age_expectation
+
+        probs = np.asarray(age_probs, dtype=np.float32)
+        if len(probs) == 0:
+            return np.zeros(0, np.float32)
+        return age_expectation(_torch_from(probs), top_l=self.top_l).numpy().astype(np.float32)
+
+    # --- images -----------------------------------------------------------------
+    def analyze(self, images, names=None, *, chunk_images: int = DEFAULT_CHUNK_IMAGES):
+        """One DataFrame row per face of ``images`` (anything :func:`facelab.io.load_image`
+        accepts, a list of them, or a folder).
+
+        Columns: ``input`` (position in the expanded input list), ``name``, ``face`` (index
+        within the image, highest detector probability first), ``x1, y1, x2, y2`` (box),
+        ``det_prob``, then per head: ``emotion`` + ``emotion_<Class>`` probabilities,
+        ``age`` (eq. 1), ``gender`` + ``gender_prob``, ``race`` + ``race_<Class>``
+        probabilities; ``status`` (``"ok"``, ``"no face"``, ``"failed"``) and ``error``
+        (the reason an input failed, else empty).  An image without a face and an input
+        that cannot be read each give exactly one row (box NaN): nothing is dropped.
+        """
+        entries = expand_inputs(images, names)
+        rows = []
+        for start in range(0, len(entries), max(1, int(chunk_images))):
+            chunk = [_Input(start + i, name, src, src if kind == "error" else None)
+                     for i, (name, src, kind) in enumerate(entries[start:start + chunk_images])]
+            rows += self._analyze_chunk(chunk)
+        return self._frame(rows)
+
+    def _load(self, chunk: list) -> None:
+        from .io import load_image
+
+        for item in chunk:
+            if item.error is not None:
+                continue
+            try:
+                item.source = load_image(item.source, name=item.name)
+            except Exception as exc:  # noqa: BLE001 - the batch continues; the reason is the row
+                item.error = _short_error(exc)
+
+    def _detect(self, arrays: list) -> list:
+        """Faces of every array; same-size images are detected together."""
+        from .faces import detect_faces
+
+        if not arrays:
+            return []
+        kw = dict(min_face_size=self.min_face_size, threshold=self.threshold, batch_size=self.batch_size,
+                  device=self.device)
+        try:
+            return detect_faces(arrays, **kw)
+        except Exception:  # noqa: BLE001 - isolate the image that breaks the detector
+            results = []
+            for arr in arrays:
+                try:
+                    results.append(detect_faces([arr], **kw)[0])
+                except Exception as exc:  # noqa: BLE001
+                    results.append(exc)
+            return results
+
+    def _analyze_chunk(self, chunk: list, extra: Sequence[dict] | None = None) -> list:
+        """Load, detect, crop and predict one chunk of inputs -> row dicts."""
+        from .faces import crop_faces
+
+        self._load(chunk)
+        ok = [item for item in chunk if item.error is None]
+        faces_per = self._detect([item.source for item in ok])
+        for item, faces in zip(ok, faces_per):
+            if isinstance(faces, Exception):
+                item.error, faces = _short_error(faces), []
+            item.faces = faces  # type: ignore[attr-defined]
+        with_faces = [item for item in ok if item.error is None and item.faces]
+        probs = {}
+        if with_faces:
+            arrays = [item.source for item in with_faces]
+            boxes = [[f.box for f in item.faces] for item in with_faces]
+            crops = {s: crop_faces(arrays, boxes, size=s, policy="tight") for s in self.crop_sizes()}
+            probs = self.predict_crops(crops)
+            if "age" in probs:
+                probs["_age_years"] = self.ages(probs["age"])
+        rows, k = [], 0
+        for pos, item in enumerate(chunk):
+            base = {"input": item.index, "name": item.name}
+            if extra is not None:
+                base.update(extra[pos])
+            if item.error is not None:
+                rows.append({**base, "status": STATUS_FAILED, "error": item.error})
+                continue
+            if not item.faces:
+                rows.append({**base, "status": STATUS_NO_FACE, "error": ""})
+                continue
+            for j, face in enumerate(item.faces):
+                row = {**base, "face": j, "x1": face.box[0], "y1": face.box[1], "x2": face.box[2],
+                       "y2": face.box[3], "det_prob": face.prob}
+                row.update(self._head_values(probs, k))
+                row.update(status=STATUS_OK, error="")
+                rows.append(row)
+                k += 1
+            item.source = None  # free the decoded image
+        return rows
+
+    def _head_values(self, probs: dict, k: int) -> dict:
+        values = {}
+        if "emotion" in probs:
+            p = probs["emotion"][k]
+            names = self.labels("emotion")
+            values["emotion"] = names[int(p.argmax())]
+            values.update({f"emotion_{c}": float(v) for c, v in zip(names, p)})
+        if "age" in probs:
+            values["age"] = float(probs["_age_years"][k])
+        if "gender" in probs:
+            p = probs["gender"][k]
+            values["gender"] = self.labels("gender")[int(p.argmax())]
+            values["gender_prob"] = float(p.max())
+        if "race" in probs:
+            p = probs["race"][k]
+            names = self.labels("race")
+            values["race"] = names[int(p.argmax())]
+            values.update({f"race_{c}": float(v) for c, v in zip(names, p)})
+        return values
+
+    def columns(self, video: bool = False) -> list[str]:
+        """The DataFrame columns, in order."""
+        cols = ["input", "name"] + (["frame", "time"] if video else [])
+        cols += ["face", "x1", "y1", "x2", "y2", "det_prob"]
+        if "emotion" in self.head_source:
+            cols += ["emotion"] + [f"emotion_{c}" for c in self.labels("emotion")]
+        if "age" in self.head_source:
+            cols += ["age"]
+        if "gender" in self.head_source:
+            cols += ["gender", "gender_prob"]
+        if "race" in self.head_source:
+            cols += ["race"] + [f"race_{c}" for c in self.labels("race")]
+        return cols + ["status", "error"]
+
+    def _frame(self, rows: list, video: bool = False):
+        import pandas as pd
+
+        df = pd.DataFrame(rows, columns=self.columns(video))
+        df["face"] = df["face"].astype("Int64")
+        if video:
+            df["frame"] = df["frame"].astype("Int64")
+        for col in ("emotion", "gender", "race"):
+            if col in df:
+                df[col] = df[col].astype(object)
+        df["error"] = df["error"].fillna("").astype(str)
+        return df
+
+    # --- videos -----------------------------------------------------------------
+    def analyze_video(self, path, every: int = 1, *, name: str | None = None, input_index: int = 0,
+                      chunk_frames: int | None = None):
+        """Per-frame rows for a video file (every ``every``-th frame), as :meth:`analyze`,
+        plus ``frame`` (index in the clip) and ``time`` (seconds).  Frames are decoded as a
+        stream (:func:`facelab.video.iter_frames`) and detected ``batch_size`` at a time;
+        a frame without a face gives one ``"no face"`` row; a clip that cannot be decoded
+        (or breaks off) gives a ``"failed"`` row with the reason after the frames before it.
+        """
+        return self._frame(list(self._video_rows(path, every, name=name, input_index=input_index,
+                                                 chunk_frames=chunk_frames)), video=True)
+
+    def _video_rows(self, path, every: int = 1, *, name=None, input_index: int = 0,
+                    chunk_frames: int | None = None) -> Iterator[dict]:
+        from .video import iter_frames
+
+        name = os.fspath(path) if name is None else name
+        chunk_frames = int(chunk_frames or self.batch_size)
+        frames = iter_frames(path, every=every)
+        buffer: list = []
+        n_frames = 0
+        while True:
+            error = None
+            try:
+                frame = next(frames)
+            except StopIteration:
+                frame = None
+            except Exception as exc:  # noqa: BLE001 - the clip breaks off: report it as a row
+                frame, error = None, _short_error(exc)
+            if frame is not None:
+                buffer.append(frame)
+                n_frames += 1
+            if buffer and (frame is None or len(buffer) >= chunk_frames):
+                chunk = [_Input(input_index, f"{name}", f.image) for f in buffer]
+                extra = [{"frame": f.index, "time": f.time} for f in buffer]
+                yield from self._analyze_chunk(chunk, extra)
+                buffer = []
+            if frame is None:
+                if error is not None:
+                    yield {"input": input_index, "name": name, "status": STATUS_FAILED, "error": error}
+                elif n_frames == 0:
+                    yield {"input": input_index, "name": name, "status": STATUS_FAILED,
+                           "error": f"{name}: no frames decoded; check the video file"}
+                return
+
+    def analyze_paths(self, paths, every: int = 1):
+        """Images, folders and videos together (what ``facelab predict`` runs): video files
+        (by extension) give per-frame rows, everything else is analysed as an image.
+        Columns as :meth:`analyze_video` (``frame``/``time`` empty for still images)."""
+        rows, pending = [], []
+
+        def flush():
+            if pending:
+                rows.extend(self._analyze_chunk(pending[:]))
+                pending.clear()
+
+        for i, (name, src, kind) in enumerate(expand_inputs(paths, videos=True)):
+            if kind == "video":
+                flush()
+                rows.extend(self._video_rows(src, every, name=name, input_index=i))
+            else:
+                pending.append(_Input(i, name, src, src if kind == "error" else None))
+                if len(pending) >= DEFAULT_CHUNK_IMAGES:
+                    flush()
+        flush()
+        return self._frame(rows, video=True)
+
+
+def _torch_from(array):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+# --- annotated images ---------------------------------------------------------------------------
+def annotate_rows(image, rows):
+    """A PIL copy of an RGB ``image`` with every analysed face of ``rows`` (DataFrame rows of
+    one image) drawn: its box and a label such as ``Happiness 0.91 | 34 y | Female``."""
+    from PIL import Image, ImageDraw
+
+    from .io import load_image
+
+    canvas = Image.fromarray(load_image(image))
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(min(canvas.size) / 200))
+    for _, row in rows.iterrows():
+        if row.get("status") != STATUS_OK or not math.isfinite(float(row["x1"])):
+            continue
+        box = [float(row[c]) for c in ("x1", "y1", "x2", "y2")]
+        draw.rectangle(box, outline=(255, 40, 40), width=width)
+        parts = []
+        if "emotion" in row and isinstance(row["emotion"], str):
+            parts.append(f"{row['emotion']} {float(row.get('emotion_' + row['emotion'], float('nan'))):.2f}")
+        if "age" in row and math.isfinite(float(row["age"])):
+            parts.append(f"{float(row['age']):.0f} y")
+        if "gender" in row and isinstance(row["gender"], str):
+            parts.append(str(row["gender"]))
+        if "race" in row and isinstance(row["race"], str):
+            parts.append(str(row["race"]))
+        text = " | ".join(parts)
+        y = max(0.0, box[1] - 12)
+        draw.rectangle([box[0], y, box[0] + 6 * len(text) + 4, y + 11], fill=(0, 0, 0))
+        draw.text((box[0] + 2, y), text, fill=(255, 255, 0))
+    return canvas
+
+
+def write_annotated(df, folder) -> list[Path]:
+    """Save an annotated JPEG (:func:`annotate_rows`) of every *image file* in ``df`` that
+    has at least one analysed face into ``folder`` (``<stem>.jpg``; ``<stem>_<input>.jpg``
+    when two inputs share a stem).  Video frames are not written.  Returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ok = df[df["status"] == STATUS_OK]
+    if "frame" in ok:
+        ok = ok[ok["frame"].isna()]
+    written, used = [], set()
+    for index, rows in ok.groupby("input", sort=True):
+        source = Path(str(rows["name"].iloc[0]))
+        if not source.is_file():
+            continue
+        target = folder / f"{source.stem}.jpg"
+        if target in used:
+            target = folder / f"{source.stem}_{index}.jpg"
+        used.add(target)
+        annotate_rows(source, rows).save(target, quality=92)
+        written.append(target)
+    return written
+
+
+__all__ = [
+    "PRECISIONS",
+    "BACKENDS",
+    "REPORTED_HEADS",
+    "cpu_supports_bf16",
+    "resolve_precision",
+    "TorchNetwork",
+    "make_network",
+    "softmax",
+    "expand_inputs",
+    "FaceAnalyzer",
+    "annotate_rows",
+    "write_annotated",
+]

@@ -1,0 +1,347 @@
+"""Metrics and evaluation protocols of the paper.
+
+* classification: accuracy, balanced accuracy (mean per-class recall; AffectNet's
+  validation set is balanced, so there both agree), confusion matrix (scikit-learn);
+* age: mean absolute error of the argmax age and of the age expectation of eq. (1);
+* 7-class evaluation of an 8-class emotion model: drop the Contempt score, renormalise;
+* the LFW identification protocol of Table 1 (:func:`lfw_identification`);
+* batched inference over a dataset (:func:`predict`, :func:`extract_features`).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+from . import labels as L
+from .errors import InvalidInputError
+from .losses import age_expectation
+from .train import LABEL_KEYS, UNKNOWN, FaceTensors, _ResizedFaces, normalize, resize_faces
+
+
+# =====================================================================================
+# Basic metrics
+# =====================================================================================
+def softmax(logits) -> np.ndarray:
+    """Row-wise softmax of a (N, C) array (numerically stable)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of correct predictions."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) == 0:
+        return float("nan")
+    return float(np.mean(y_true == y_pred))
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Mean recall over the classes present in ``y_true`` (sklearn's balanced accuracy)."""
+    if len(y_true) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true" is expected
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def confusion(y_true, y_pred, num_classes: int, normalize: str | None = None) -> np.ndarray:
+    """Confusion matrix C[i, j] = number of images of true class i predicted as j
+    (``normalize="true"``: each row divided by its total)."""
+    return confusion_matrix(y_true, y_pred, labels=list(range(num_classes)), normalize=normalize)
+
+
+def classification_metrics(logits_or_probs, y_true, class_names=None) -> dict:
+    """accuracy, balanced_accuracy, confusion_matrix, n for one classification head."""
+    scores = np.asarray(logits_or_probs)
+    y_true = np.asarray(y_true)
+    y_pred = scores.argmax(axis=1)
+    num_classes = scores.shape[1]
+    result = {
+        "accuracy": accuracy(y_true, y_pred),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "n": int(len(y_true)),
+        "confusion_matrix": confusion(y_true, y_pred, num_classes),
+    }
+    if class_names is not None:
+        result["classes"] = list(class_names)
+    return result
+
+
+def age_mae(probs, true_ages, top_l: int = 3) -> dict:
+    """Mean absolute error (years) of the argmax age and of the age expectation, eq. (1)."""
+    probs = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
+    true_ages = np.asarray(true_ages, dtype=np.float64)
+    argmax_ages = probs.argmax(dim=1).numpy() + L.MIN_AGE
+    expected_ages = age_expectation(probs, top_l=top_l).numpy()
+    return {
+        "mae": float(np.mean(np.abs(expected_ages - true_ages))),  # eq. (1)
+        "mae_argmax": float(np.mean(np.abs(argmax_ages - true_ages))),
+        "top_l": int(top_l),
+        "n": int(len(true_ages)),
+    }
+
+
+def head_metrics(head: str, logits, targets, top_l: int = 3) -> dict:
+    """Metrics for one head: age -> MAE (eq. 1) and argmax MAE; any other head -> accuracy
+    and balanced accuracy (``acc``, ``bal_acc``).  Targets of -1 (unknown) are left out."""
+    logits, targets = np.asarray(logits), np.asarray(targets)
+    known = targets >= 0
+    logits, targets = logits[known], targets[known]
+    if head == "age":
+        m = age_mae(softmax(logits), targets, top_l=top_l)
+        return {"mae": m["mae"], "mae_argmax": m["mae_argmax"]}
+    m = classification_metrics(logits, targets)
+    return {"acc": m["accuracy"], "bal_acc": m["balanced_accuracy"]}
+
+
+# =====================================================================================
+# Emotions: 8 vs 7 classes
+# =====================================================================================
+def restrict_classes(probs, model_classes, target_classes) -> np.ndarray:
+    """Probabilities over ``model_classes`` -> probabilities over ``target_classes`` (a
+    subset, matched by name), renormalised to sum to 1.  For an 8-class emotion model and the
+    7 classes: drop the Contempt score and divide by the remaining total."""
+    probs = np.asarray(probs, dtype=np.float64)
+    missing = [c for c in target_classes if c not in model_classes]
+    if missing:
+        raise InvalidInputError(f"the model has no output for class(es) {missing}; its classes are {list(model_classes)}")
+    columns = [list(model_classes).index(c) for c in target_classes]
+    kept = probs[:, columns]
+    return kept / kept.sum(axis=1, keepdims=True)
+
+
+def drop_contempt(probs8) -> np.ndarray:
+    """8-class emotion probabilities (facelab order) -> 7-class ones without Contempt, renormalised."""
+    return restrict_classes(probs8, L.EMOTIONS_8, L.EMOTIONS_7)
+
+
+def emotion_metrics(logits, y_true, model_classes, data_classes=None) -> dict:
+    """Emotion metrics on the dataset's classes, plus (for an 8-class model on 8-class data)
+    the 7-class view "drop Contempt, renormalise" with Contempt images left out.
+
+    Images whose true class the model cannot output are left out and counted
+    (``excluded``).  Keys: accuracy, balanced_accuracy, n, excluded, confusion_matrix,
+    classes and, when it applies, the same with the prefix ``7class_``.
+    """
+    model_classes = list(model_classes)
+    data_classes = list(data_classes or model_classes)
+    probs = softmax(logits)
+    result = _on_classes(probs, np.asarray(y_true), model_classes, data_classes,
+                         [c for c in data_classes if c in model_classes])
+    if len(data_classes) == 8 and set(model_classes) >= set(L.EMOTIONS_7) and result["classes"] != list(L.EMOTIONS_7):
+        seven = _on_classes(probs, np.asarray(y_true), model_classes, data_classes, list(L.EMOTIONS_7))
+        result.update({f"7class_{k}": v for k, v in seven.items()})
+    return result
+
+
+def _on_classes(probs, y_true, model_classes, data_classes, classes) -> dict:
+    keep = np.isin(np.asarray(data_classes, dtype=object)[y_true], classes) & (y_true >= 0)
+    y = np.array([classes.index(data_classes[t]) for t in y_true[keep]], dtype=np.int64)
+    p = restrict_classes(probs[keep], model_classes, classes)
+    metrics = classification_metrics(p, y, classes)
+    metrics["excluded"] = int((~keep).sum())
+    return metrics
+
+
+# =====================================================================================
+# Inference over a dataset
+# =====================================================================================
+def _device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _face_batches(dataset, size: int, batch_size: int, num_workers: int = 0):
+    """Yield (dataset indices, uint8 images (B, 3, S, S), label dicts, failures) batch by batch,
+    without keeping the whole dataset in memory."""
+    if isinstance(dataset, FaceTensors):
+        for start in range(0, len(dataset), batch_size):
+            idx = list(range(start, min(start + batch_size, len(dataset))))
+            images = resize_faces(dataset.images[start:start + batch_size], size)
+            labels = [{k: int(v[i]) for k, v in dataset.labels.items()} for i in idx]
+            yield idx, images, labels, []
+        return
+    loader = torch.utils.data.DataLoader(_ResizedFaces(dataset, size), batch_size=batch_size,
+                                         num_workers=num_workers, collate_fn=list)
+    for items in loader:
+        ok = [item for item in items if item[1] is not None]
+        failures = [(item[0], item[3]) for item in items if item[1] is None]
+        images = torch.stack([item[1] for item in ok]) if ok else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+        yield [item[0] for item in ok], images, [item[2] for item in ok], failures
+
+
+def predict(model, dataset, *, img_size: int | None = None, batch_size: int = 128, device=None,
+            features: bool = False, amp: bool = False, num_workers: int = 0, progress: bool = False) -> dict:
+    """Run ``model`` over every face of ``dataset`` (in ``torch.inference_mode``).
+
+    Returns {"logits": {head: (n, C) array}, "features": (n, D) array if asked,
+    "labels": {key: (n,) int array, -1 = unknown}, "index": (n,) dataset indices,
+    "failures": [(index, reason), ...]} -- n = number of faces that loaded; every other
+    item is in "failures".  ``amp=True`` runs in bfloat16 autocast (faster on recent CPUs).
+    """
+    from tqdm.auto import tqdm
+
+    device = _device(device)
+    size = int(img_size or model.preprocessing["image_size"])
+    mean, std = model.preprocessing["mean"], model.preprocessing["std"]
+    model.to(device).eval()
+    out = {"logits": {h: [] for h in model.heads}, "features": [], "labels": [], "index": [], "failures": []}
+    bar = tqdm(total=len(dataset), desc="predict", unit="img", disable=not progress, leave=False)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for idx, images, labels, failures in _face_batches(dataset, size, batch_size, num_workers):
+            out["failures"] += failures
+            bar.update(len(idx) + len(failures))
+            if not idx:
+                continue
+            x = model.features(normalize(images.to(device), mean, std))
+            for head, logits in model.forward_heads(x).items():
+                out["logits"][head].append(logits.float().cpu())
+            if features:
+                out["features"].append(x.float().cpu())
+            out["labels"] += labels
+            out["index"] += idx
+    bar.close()
+    d = getattr(model, "num_features", 0)
+    result = {
+        "logits": {h: (torch.cat(v).numpy() if v else np.zeros((0, model.head_sizes[h]), np.float32))
+                   for h, v in out["logits"].items()},
+        "labels": _label_arrays(out["labels"]),
+        "index": np.asarray(out["index"], dtype=np.int64),
+        "failures": out["failures"],
+    }
+    if features:
+        result["features"] = torch.cat(out["features"]).numpy() if out["features"] else np.zeros((0, d), np.float32)
+    if out["failures"]:
+        warnings.warn(f"{len(out['failures'])} of {len(dataset)} items could not be loaded (see 'failures'); "
+                      f"first: {out['failures'][0]}", stacklevel=2)
+    return result
+
+
+def _label_arrays(rows: list[dict]) -> dict:
+    keys = [k for k in LABEL_KEYS if any(k in r for r in rows)]
+    arrays = {}
+    for key in keys:
+        values = [r.get(key) for r in rows]
+        if all(v is None or isinstance(v, (int, np.integer)) for v in values):
+            arrays[key] = np.array([UNKNOWN if v is None else int(v) for v in values], dtype=np.int64)
+    return arrays
+
+
+def extract_features(model, dataset, *, img_size: int | None = None, batch_size: int = 128, device=None,
+                     amp: bool = False, num_workers: int = 0, progress: bool = False) -> np.ndarray:
+    """The feature vector x of every face: an (N, D) float32 array, row i for item i.
+    Items that could not be loaded get a row of NaN (and a warning), so rows stay aligned."""
+    p = predict(model, dataset, img_size=img_size, batch_size=batch_size, device=device, features=True,
+                amp=amp, num_workers=num_workers, progress=progress)
+    feats = np.full((len(dataset), p["features"].shape[1] if len(p["features"]) else model.num_features),
+                    np.nan, dtype=np.float32)
+    feats[p["index"]] = p["features"]
+    return feats
+
+
+# =====================================================================================
+# LFW protocol (Table 1)
+# =====================================================================================
+def lfw_identification(features, person_labels, n_splits: int = 10, seed: int = 0) -> dict:
+    """Face identification accuracy as in Table 1 of the paper.
+
+    Only people with at least 2 photos take part.  In each of ``n_splits`` random splits,
+    one random photo of every such person goes to the gallery and all their other photos
+    are probes; each probe gets the person of its nearest gallery photo (Euclidean distance
+    between L2-normalised features = largest cosine similarity).  Returns the mean and the
+    standard deviation (numpy's, ddof=0) of the accuracy over the splits, the per-split
+    accuracies, and the counts (``n_people``, ``n_probes``, ``excluded_images`` of people
+    with a single photo).
+    """
+    feats = np.asarray(features, dtype=np.float64)
+    person_labels = np.asarray(person_labels)
+    if feats.ndim != 2 or len(feats) != len(person_labels):
+        raise InvalidInputError(
+            f"features must be (N, D) with one person label per row; got {feats.shape} and {len(person_labels)} labels")
+    if not np.isfinite(feats).all():
+        raise InvalidInputError("features contain NaN/inf rows (images that failed to load?); drop those rows first")
+    feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    people, inverse, counts = np.unique(person_labels, return_inverse=True, return_counts=True)
+    eligible = np.flatnonzero(counts >= 2)
+    if len(eligible) < 2:
+        raise InvalidInputError(f"the LFW protocol needs at least 2 people with >= 2 photos; found {len(eligible)}")
+    photos_of = [np.flatnonzero(inverse == p) for p in eligible]
+    rng = np.random.default_rng(seed)
+    accuracies = []
+    for _ in range(n_splits):
+        gallery = np.array([rng.choice(photos) for photos in photos_of])
+        probes = np.setdiff1d(np.concatenate(photos_of), gallery)
+        nearest = np.argmax(feats[probes] @ feats[gallery].T, axis=1)
+        accuracies.append(float(np.mean(inverse[gallery][nearest] == inverse[probes])))
+    return {
+        "accuracy": float(np.mean(accuracies)),
+        "std": float(np.std(accuracies)),
+        "accuracies": accuracies,
+        "n_people": int(len(eligible)),
+        "n_probes": int(sum(len(p) - 1 for p in photos_of)),
+        "excluded_images": int(counts[counts < 2].sum()),
+        "n_splits": int(n_splits),
+    }
+
+
+# =====================================================================================
+# One call per task (what `facelab evaluate` prints)
+# =====================================================================================
+def evaluate_identity(model, lfw_set, *, n_splits: int = 10, seed: int = 0, **predict_kw) -> dict:
+    """LFW protocol with the model's features x on an LFW-layout dataset (labels "identity")."""
+    p = predict(model, lfw_set, features=True, **predict_kw)
+    if "identity" not in p["labels"]:
+        raise InvalidInputError("evaluate_identity needs a dataset with 'identity' labels (e.g. read_lfw)")
+    result = lfw_identification(p["features"], p["labels"]["identity"], n_splits=n_splits, seed=seed)
+    result["failed_images"] = len(p["failures"])
+    return result
+
+
+def evaluate_attributes(model, utk_set, *, top_l: int = 3, **predict_kw) -> dict:
+    """Gender and race accuracy (+ balanced), age MAE (argmax and eq. 1) on a UTKFace-layout set."""
+    p = predict(model, utk_set, **predict_kw)
+    result = {"failed_images": len(p["failures"])}
+    for head in ("gender", "race"):
+        if head in p["logits"] and head in p["labels"]:
+            known = p["labels"][head] >= 0
+            m = classification_metrics(p["logits"][head][known], p["labels"][head][known],
+                                       model.label_names.get(head))
+            result.update({f"{head}_{k}": v for k, v in m.items()})
+    if "age" in p["logits"] and "age" in p["labels"]:
+        known = p["labels"]["age"] >= 0
+        m = age_mae(softmax(p["logits"]["age"][known]), p["labels"]["age"][known], top_l=top_l)
+        result.update({f"age_{k}": v for k, v in m.items()})
+    return result
+
+
+def evaluate_emotion(model, dataset, **predict_kw) -> dict:
+    """Emotion accuracy / balanced accuracy / confusion matrix; for an 8-class model also the
+    7-class view (drop Contempt, renormalise).  Classes are matched by name."""
+    if "emotion" not in model.heads:
+        raise InvalidInputError("the model has no emotion head; train one with facelab.train.train_emotion")
+    p = predict(model, dataset, **predict_kw)
+    data_classes = (getattr(dataset, "label_names", None) or {}).get("emotion") or model.label_names["emotion"]
+    result = emotion_metrics(p["logits"]["emotion"], p["labels"]["emotion"], model.label_names["emotion"],
+                             data_classes)
+    result["failed_images"] = len(p["failures"])
+    return result
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """The scalar entries of a metrics dict as a two-column table (metric, value)."""
+    rows = [(k, round(float(v), 4) if isinstance(v, (float, np.floating)) else v)
+            for k, v in metrics.items() if np.isscalar(v) and not isinstance(v, str)]
+    return pd.DataFrame({"metric": [k for k, _ in rows], "value": pd.Series([v for _, v in rows], dtype=object)})
+
+
+__all__ = [
+    "softmax", "accuracy", "balanced_accuracy", "confusion", "classification_metrics", "age_mae", "head_metrics",
+    "restrict_classes", "drop_contempt", "emotion_metrics", "predict", "extract_features", "lfw_identification",
+    "evaluate_identity", "evaluate_attributes", "evaluate_emotion", "metrics_table",
+]

@@ -1,0 +1,333 @@
+"""Face detection (MTCNN) and the paper's crop policies, batched.
+
+* :func:`detect_faces` wraps facenet-pytorch's ``MTCNN`` with the weights that
+  ship inside its wheel (works offline).  Same-size images (video frames) go
+  through the detector as one batch.
+* Crop policies, named as in the paper (Table 1 compares them):
+
+  - ``"tight"``  - the detector's box, **no margin** (the paper's choice);
+  - ``"margin"`` - the box grown by a fraction of its width/height on each side;
+  - ``"center"`` - the centre square of the photo, ignoring the box (the
+    paper's baseline "224 x 224 centre crop").
+
+* :func:`crop_faces` cuts and resizes many boxes from one or many images into one
+  ``N x 3 x S x S`` tensor with a single ``torchvision.ops.roi_align`` call per
+  group of same-size images, so inference never loops over faces in Python.
+
+Coordinates: boxes are ``(x1, y1, x2, y2)`` floats in *continuous* image
+coordinates: pixel ``(i, j)`` covers ``[j, j+1] x [i, i+1]``, so the whole
+``W x H`` image is the box ``(0, 0, W, H)``.  Images are RGB (see
+:mod:`facelab.io`), crops are RGB floats in ``[0, 255]`` (not normalised).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .io import DEFAULT_MAX_PIXELS, input_name, load_image
+
+#: Crop policies of the paper (Table 1).
+CROP_POLICIES = ("tight", "margin", "center")
+#: At most this many pixels (summed over the batch) go through MTCNN at once;
+#: its image pyramid needs about 9 bytes per input pixel.
+MAX_BATCH_PIXELS = 32_000_000
+#: Names of MTCNN's 5 landmarks, in order (left/right as seen in the image).
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    box : ``(x1, y1, x2, y2)`` floats, image coordinates (may reach slightly outside
+          the image: MTCNN squares its boxes).
+    prob : detector probability in [0, 1].
+    landmarks : 5 ``(x, y)`` points, in the order of :data:`LANDMARK_NAMES`.
+    """
+
+    box: tuple[float, float, float, float]
+    prob: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"box": [x1, y1, x2, y2], "prob": p, "landmarks": [[x, y], ...]}``."""
+        return {
+            "box": [float(v) for v in self.box],
+            "prob": float(self.prob),
+            "landmarks": [[float(x), float(y)] for x, y in self.landmarks],
+        }
+
+
+# --- detection -----------------------------------------------------------------------------
+def get_detector(min_face_size: int = 20, device: str = "cpu"):
+    """A cached facenet-pytorch ``MTCNN`` (keep_all=True, post_process=False, bundled weights).
+
+    One detector per ``(min_face_size, device)`` is built and reused.
+    """
+    if isinstance(min_face_size, bool) or int(min_face_size) < 12:
+        raise InvalidInputError(f"min_face_size={min_face_size!r}: MTCNN needs at least 12 pixels")
+    return _build_detector(int(min_face_size), str(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _build_detector(min_face_size: int, device: str):
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, post_process=False, min_face_size=min_face_size,
+                 select_largest=False, device=device).eval()
+
+
+def detect_faces(images, *, min_face_size: int = 20, threshold: float = 0.9, batch_size: int = 32,
+                 device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS) -> list[list[Face]]:
+    """Detect faces with MTCNN; one list of :class:`Face` per image.
+
+    Parameters
+    ----------
+    images : one image or a list of images, each anything :func:`facelab.io.load_image`
+        accepts (path, bytes, PIL, numpy RGB array, tensor).  **A single image still
+        returns a list with one entry** (its faces), so ``detect_faces(img)[0]``.
+    min_face_size : smallest face side MTCNN searches for, in pixels.  Images smaller
+        than this in either direction have no detectable face and give ``[]``.
+    threshold : faces with probability below it are dropped (0.9 as in the
+        reference implementation's demos).
+    batch_size : same-size images detected together (fewer for very large images,
+        see :data:`MAX_BATCH_PIXELS`).
+
+    Returns
+    -------
+    list[list[Face]]
+        ``len(result) == number of images``, in input order; each list sorted by
+        probability, highest first; ``[]`` when no face is found.
+
+    Raises the :class:`facelab.errors.FacelabError` of the first unreadable image
+    (nothing is dropped silently); load images yourself to handle them one by one.
+    """
+    items = _as_image_list(images)
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise InvalidInputError(f"batch_size={batch_size!r}: must be an integer >= 1")
+    arrays = [load_image(img, max_pixels=max_pixels, name=_name(img, i, len(items)))
+              for i, img in enumerate(items)]
+    detector = get_detector(min_face_size, device)
+    results: list[list[Face] | None] = [None] * len(arrays)
+    for indices in _batches_by_shape(arrays, int(batch_size)):
+        h, w = arrays[indices[0]].shape[:2]
+        if min(h, w) < detector.min_face_size:
+            for i in indices:
+                results[i] = []
+            continue
+        batch = np.stack([arrays[i] for i in indices])  # N x H x W x 3 uint8 RGB
+        boxes, probs, points = detector.detect(batch, landmarks=True)
+        for k, i in enumerate(indices):
+            results[i] = _faces_from_mtcnn(boxes[k], probs[k], points[k], threshold)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+def _as_image_list(images) -> list:
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]
+
+
+def _name(img, i: int, n: int) -> str:
+    base = input_name(img)
+    return base if n == 1 or not base.startswith("<") else f"{base[:-1]} #{i}>"
+
+
+def _batches_by_shape(arrays: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
+    """Group image indices by shape (input order kept), then split into batches."""
+    groups: dict[tuple, list[int]] = {}
+    for i, arr in enumerate(arrays):
+        groups.setdefault(arr.shape, []).append(i)
+    batches = []
+    for shape, indices in groups.items():
+        per_batch = max(1, min(batch_size, MAX_BATCH_PIXELS // max(1, shape[0] * shape[1])))
+        batches += [indices[s:s + per_batch] for s in range(0, len(indices), per_batch)]
+    return batches
+
+
+def _faces_from_mtcnn(boxes, probs, points, threshold: float) -> list[Face]:
+    """One image's MTCNN output -> sorted Faces (handles None and numpy-2 object arrays)."""
+    if boxes is None or len(boxes) == 0:
+        return []
+    boxes = np.asarray(np.stack([np.asarray(b, dtype=np.float64) for b in boxes])).reshape(-1, 4)
+    probs = np.asarray([float(p) for p in np.ravel(probs)], dtype=np.float64)
+    points = np.asarray(np.stack([np.asarray(p, dtype=np.float64) for p in points])).reshape(-1, 5, 2)
+    faces = [
+        Face(tuple(float(v) for v in box), float(p), tuple((float(x), float(y)) for x, y in pts))
+        for box, p, pts in zip(boxes, probs, points)
+        if p >= threshold
+    ]
+    return sorted(faces, key=lambda f: -f.prob)
+
+
+def largest_face(faces: Sequence[Face]) -> Face | None:
+    """The face with the largest box area (the paper's choice for one-person images/frames)."""
+    return max(faces, key=lambda f: f.area, default=None)
+
+
+# --- crop policies ---------------------------------------------------------------------------
+def crop_box(box, image_size, policy: str = "tight", margin: float = 0.2) -> tuple[float, float, float, float]:
+    """The region to crop for one detected ``box`` under a crop policy.
+
+    ``image_size`` is ``(width, height)``.
+
+    * ``tight``:  ``box`` unchanged - no margin (the paper's tight crop);
+    * ``margin``: ``(x1 - m w, y1 - m h, x2 + m w, y2 + m h)`` with ``w, h`` the
+      box size and ``m = margin`` (so ``margin=0.2`` makes the box 1.4x wider);
+    * ``center``: the centre square of the photo with side ``min(W, H)``; ``box``
+      is ignored (the paper's centre-crop baseline).
+    """
+    if policy not in CROP_POLICIES:
+        raise InvalidInputError(f"crop policy {policy!r}: choose one of {', '.join(CROP_POLICIES)}")
+    W, H = (float(v) for v in image_size)
+    if policy == "center":
+        side = min(W, H)
+        return ((W - side) / 2, (H - side) / 2, (W + side) / 2, (H + side) / 2)
+    x1, y1, x2, y2 = _check_box(box)
+    if policy == "tight":
+        return (x1, y1, x2, y2)
+    if not (math.isfinite(margin) and margin >= 0):
+        raise InvalidInputError(f"margin={margin!r}: must be a fraction >= 0 (e.g. 0.2)")
+    dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+    return (x1 - dx, y1 - dy, x2 + dx, y2 + dy)
+
+
+def _check_box(box) -> tuple[float, float, float, float]:
+    if isinstance(box, Face):
+        box = box.box
+    try:
+        x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"box {box!r}: expected 4 numbers (x1, y1, x2, y2)") from exc
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        raise InvalidInputError(f"box {box!r}: needs finite x1 < x2 and y1 < y2")
+    return x1, y1, x2, y2
+
+
+# --- batched crops ------------------------------------------------------------------------------
+def crop_faces(images, boxes, size: int = 224, policy: str = "tight", margin: float = 0.2,
+               max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Crop and resize many boxes from one or many images into one tensor.
+
+    Parameters
+    ----------
+    images : a list of images (anything :func:`facelab.io.load_image` accepts), or one image.
+    boxes : for a list of images, a list (one entry per image) of lists of boxes; for one
+        image, a list of boxes.  A box is ``(x1, y1, x2, y2)`` or a :class:`Face`.
+    size : side ``S`` of the square output crops.
+    policy, margin : see :func:`crop_box` (``center`` still gives one crop per box).
+
+    Returns
+    -------
+    torch.Tensor
+        ``N x 3 x S x S`` float32, RGB, values in ``[0, 255]``, ``N`` = total number of
+        boxes, in order (image by image, box by box).  Each crop is
+        ``torchvision.ops.roi_align(aligned=True, sampling_ratio=-1)``: bilinear samples
+        averaged over each output cell (about ``ceil(box side / S)`` samples per cell
+        and axis, so downscaling is anti-aliased).  Regions outside the image are
+        zero-padded (black); the edge pixel is repeated only within half a pixel of the
+        border.
+
+    One ``roi_align`` call handles all boxes of all images of the same size; there is
+    no Python loop over faces.
+    """
+    import torch
+    from torchvision.ops import roi_align
+
+    if isinstance(images, (list, tuple)):
+        image_list, box_lists = list(images), boxes
+        if not isinstance(box_lists, (list, tuple)) or len(box_lists) != len(image_list):
+            raise InvalidInputError(
+                f"crop_faces: got {len(image_list)} images, so boxes must be a list of {len(image_list)} "
+                "lists of boxes (one list per image)"
+            )
+    else:
+        image_list, box_lists = [images], [boxes]
+    size = int(size)
+    if size < 1:
+        raise InvalidInputError(f"size={size}: crop side must be >= 1 pixel")
+    box_lists = [_box_list(b, i) for i, b in enumerate(box_lists)]
+    counts = [len(b) for b in box_lists]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    out = torch.zeros((int(offsets[-1]), 3, size, size), dtype=torch.float32)
+
+    arrays = {i: load_image(image_list[i], max_pixels=max_pixels, name=_name(image_list[i], i, len(image_list)))
+              for i in range(len(image_list)) if counts[i]}
+    groups: dict[tuple, list[int]] = {}
+    for i, arr in arrays.items():
+        groups.setdefault(arr.shape, []).append(i)
+    for shape, indices in groups.items():
+        h, w = shape[:2]
+        per_call = max(1, MAX_BATCH_PIXELS // (h * w))
+        for s in range(0, len(indices), per_call):
+            chunk = indices[s:s + per_call]
+            stack = torch.from_numpy(np.stack([arrays[i] for i in chunk])).permute(0, 3, 1, 2).float()
+            rois = [[k, *crop_box(b, (w, h), policy, margin)] for k, i in enumerate(chunk) for b in box_lists[i]]
+            crops = roi_align(stack, torch.tensor(rois, dtype=torch.float32), output_size=(size, size),
+                              spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+            where = torch.from_numpy(np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in chunk]))
+            out[where] = crops
+    return out
+
+
+def _box_list(boxes, i: int) -> list:
+    if boxes is None:
+        return []
+    if isinstance(boxes, np.ndarray):
+        boxes = boxes.reshape(-1, 4) if boxes.size else []
+    if isinstance(boxes, Face):
+        boxes = [boxes]
+    if not isinstance(boxes, (list, tuple)) and not hasattr(boxes, "__len__"):
+        raise InvalidInputError(f"crop_faces: boxes of image {i} must be a list of boxes")
+    if len(boxes) and np.isscalar(boxes[0]) and not isinstance(boxes[0], Face):
+        raise InvalidInputError(
+            f"crop_faces: boxes of image {i} is one box {tuple(boxes)!r}; wrap it in a list ([box])"
+        )
+    return [_check_box(b) if not isinstance(b, Face) else b.box for b in boxes]
+
+
+# --- drawing ---------------------------------------------------------------------------------------
+def annotate(image, faces: Sequence[Face], *, color=(255, 40, 40)):
+    """A PIL copy of ``image`` with each face's box, probability and landmarks drawn."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(load_image(image))
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(min(canvas.size) / 200))
+    for face in faces:
+        draw.rectangle(face.box, outline=color, width=width)
+        for x, y in face.landmarks:
+            draw.ellipse((x - width, y - width, x + width, y + width), fill=(40, 220, 40))
+        draw.text((face.box[0] + width + 1, face.box[1] + width + 1), f"{face.prob:.3f}", fill=(255, 255, 0))
+    return canvas
+
+
+__all__ = [
+    "Face",
+    "CROP_POLICIES",
+    "LANDMARK_NAMES",
+    "get_detector",
+    "detect_faces",
+    "largest_face",
+    "crop_box",
+    "crop_faces",
+    "annotate",
+]

@@ -1,0 +1,27 @@
+"""The built-in face world: people, a parametric face renderer and scenes (RGB, deterministic).
+
+See design.md section 4: identity, age, gender, race group, expression and nuisance
+are independent factors of every rendered face, and real MTCNN detects the faces.
+"""
+from .people import FACIAL_HAIR, HAIR_STYLES, Person, Traits, sample_people, sample_person
+from .render import (
+    CONTROLS,
+    EXPRESSIONS,
+    Nuisance,
+    RenderedFace,
+    apply_camera,
+    expression_controls,
+    face_box,
+    paint_face,
+    render_background,
+    render_face,
+    sample_nuisance,
+)
+from .scenes import Scene, render_scene
+
+__all__ = [
+    "Person", "Traits", "HAIR_STYLES", "FACIAL_HAIR", "sample_person", "sample_people",
+    "CONTROLS", "EXPRESSIONS", "Nuisance", "RenderedFace", "apply_camera", "expression_controls",
+    "face_box", "paint_face", "render_background", "render_face", "sample_nuisance",
+    "Scene", "render_scene",
+]

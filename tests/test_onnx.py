@@ -1,0 +1,100 @@
+"""ONNX export and the onnxruntime backend: same outputs as PyTorch fp32 within 1e-4."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from facelab.analyze import FaceAnalyzer  # noqa: E402
+from facelab.checkpoints import save_checkpoint  # noqa: E402
+from facelab.cli import main  # noqa: E402
+from facelab.errors import CheckpointError, InvalidInputError  # noqa: E402
+from facelab.onnx_export import OnnxNetwork, export_onnx  # noqa: E402
+from test_analyze import IMG, face_world, normalise, trained_model, world_crops  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    return trained_model()
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model, tmp_path_factory):
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "net.onnx")
+
+
+def test_export_is_a_valid_onnx_model(onnx_file, model):
+    proto = onnx.load(str(onnx_file))
+    onnx.checker.check_model(proto)
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert [i.name for i in proto.graph.input] == ["image"]
+    assert [o.name for o in proto.graph.output] == list(model.heads) + ["features"]
+    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value  # dynamic batch axis
+    meta = {p.key: p.value for p in proto.metadata_props}
+    config = json.loads(meta["facelab_config"])
+    assert config["heads"] == model.head_sizes and config["preprocessing"]["image_size"] == IMG
+    assert config["labels"]["emotion"] == model.label_names["emotion"]
+
+
+def test_onnxruntime_equals_pytorch_fp32(onnx_file, model):
+    """Raw crops in, logits and features out: |ORT - PyTorch eager fp32| <= 1e-4."""
+    net = OnnxNetwork(onnx_file)
+    for n in (1, 5):  # the batch axis is dynamic
+        crops = world_crops()[:n]
+        with torch.no_grad():
+            x = normalise(model, crops)
+            ref = {h: v.numpy() for h, v in model(x).items()}
+            ref_features = model.features(x).numpy()
+        got = net.logits(crops)
+        assert set(got) == set(ref)
+        for head in ref:
+            assert got[head].shape == ref[head].shape
+            np.testing.assert_allclose(got[head], ref[head], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(net.features(crops), ref_features, atol=1e-4, rtol=0)
+
+
+def test_onnx_backend_of_face_analyzer(onnx_file, model):
+    torch_fp32 = FaceAnalyzer(model, precision="fp32")
+    from_file = FaceAnalyzer(onnx_file, backend="onnx")
+    in_memory = FaceAnalyzer(model, backend="onnx")  # exported on the fly
+    assert from_file.precision == "fp32" and from_file.labels("emotion") == torch_fp32.labels("emotion")
+    crops = world_crops()
+    ref = torch_fp32.predict_crops(crops)
+    for analyzer in (from_file, in_memory):
+        got = analyzer.predict_crops(crops)
+        for head in ref:
+            np.testing.assert_allclose(got[head], ref[head], atol=1e-4, rtol=0)
+    images, _, _ = face_world()
+    a, b = torch_fp32.analyze(list(images[:2])), from_file.analyze(list(images[:2]))
+    assert list(a.columns) == list(b.columns) and list(a["emotion"]) == list(b["emotion"])
+    np.testing.assert_allclose(a["age"], b["age"], atol=1e-3)
+
+
+def test_export_other_size_and_cli(model, tmp_path):
+    ckpt = save_checkpoint(model, tmp_path / "tiny")
+    out = tmp_path / "tiny96.onnx"
+    assert main(["export-onnx", str(ckpt), str(out), "--img-size", "96"]) == 0
+    net = OnnxNetwork(out)
+    assert net.image_size == 96
+    assert net.logits(world_crops(size=96)[:2])["emotion"].shape == (2, 8)
+
+
+def test_bad_onnx_inputs(tmp_path, model):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf")
+    with pytest.raises(CheckpointError, match="junk.onnx"):
+        OnnxNetwork(junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        OnnxNetwork(tmp_path / "missing.onnx")
+    with pytest.raises(InvalidInputError, match="bf16"):
+        FaceAnalyzer(model, backend="onnx", precision="bf16")
+    with pytest.raises(InvalidInputError, match="opset"):
+        export_onnx(model, tmp_path / "old.onnx", opset=13)
+    with pytest.raises(InvalidInputError, match="backend='onnx'"):
+        FaceAnalyzer(str(junk))
