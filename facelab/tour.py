@@ -18,24 +18,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def annotate(image, faces, path) -> None:
-    """Write ``image`` (HxWx3 RGB) with its face boxes and probabilities drawn on it."""
-    from PIL import Image, ImageDraw
-
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas)
-    for face in faces:
-        draw.rectangle(face.box, outline=(255, 40, 40), width=max(2, canvas.width // 200))
-        draw.text((face.box[0] + 3, face.box[1] + 2), f"{face.prob:.2f}", fill=(255, 255, 0))
-    canvas.save(path)
-
-
 def detection_step(out: Path) -> dict:
     """Detect faces on a real photo and on a face-world scene; write annotated copies."""
     import numpy as np
     from skimage import data
 
-    from .faces import detect_faces
+    from .faces import annotate, detect_faces
     from .synth.scenes import render_scene
 
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +31,7 @@ def detection_step(out: Path) -> dict:
     images = {"astronaut": data.astronaut(), "face_world_scene": scene.image}
     found = {}
     for name, faces in zip(images, detect_faces(list(images.values()))):
-        annotate(images[name], faces, out / f"{name}_detected.png")
+        annotate(images[name], faces).save(out / f"{name}_detected.png")
         found[name] = len(faces)
         print(f"  {name}: {len(faces)} face(s) -> {out / (name + '_detected.png')}")
     found["face_world_scene_true"] = len(scene.boxes)

@@ -490,7 +490,7 @@ def _modelling_spots(f: _Face, skin) -> np.ndarray:
     """Soft light and shade of a rounded, lit face as Gaussian spots in face
     coordinates: rows (x, y, sigma_x, sigma_y, amplitude); the skin is multiplied by
     1 + sum of the spots.  Darker skin gets a stronger sheen, as in photos."""
-    sheen = 1.0 + 0.8 * (1.0 - _luminance(skin))
+    sheen = 0.6 + 1.0 * (1.0 - _luminance(skin))
     a, ex, ey, ny, my = f.a, f.eye_dx, f.eye_y, f.nose_y, f.mouth_y
     rows = [
         (0.0, f.brow_y - 0.16, 0.2, 0.09, 0.13 * sheen),             # forehead
@@ -851,7 +851,7 @@ def _draw_glasses(pen: _Pen, f: _Face, tint: float) -> None:
 
 def _draw_hat(pen: _Pen, f: _Face, colour, kind: int) -> None:
     """A knit beanie (kind 0) or a cap with a brim (kind 1) over the skull."""
-    band = f.brow_y - (0.2 if kind == 0 else 0.22)
+    band = f.brow_y - (0.24 if kind == 0 else 0.27)
     y = np.linspace(f.top, band, 12)
     xl, xr = _silhouette_x(pen, f, y)
     pen.poly(np.concatenate([xl - 0.05, xr[::-1] + 0.05]), np.concatenate([y - 0.06, y[::-1] - 0.06]), colour,
@@ -861,12 +861,12 @@ def _draw_hat(pen: _Pen, f: _Face, colour, kind: int) -> None:
         pen.line(np.linspace(xl[-1] - 0.05, xr[-1] + 0.05, 9), band - 0.06, dark, 0.8, 0.012, turned=True)
     else:
         bx = _U11 * f.a * 0.95
-        by = band + 0.02 + 0.05 * (1 - _U11 ** 2)
+        by = band + 0.015 + 0.03 * (1 - _U11 ** 2)
         pen.poly(np.concatenate([bx, bx[::-1]]), np.concatenate([by, np.full(11, band - 0.01)]), dark,
                  z=_DEPTH + 0.06)
 
 
-MODELLING = 1.0   # strength of the face modelling (light and shade spots)
+MODELLING = 1.5   # strength of the face modelling (light and shade spots)
 
 
 # --- lighting -------------------------------------------------------------------------------------
