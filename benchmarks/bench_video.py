@@ -210,7 +210,7 @@ def train_emotion_model(args):
     from facelab.train import train_emotion
 
     name = (f"bench_video_emotion_{args.backbone}_{args.img_size}px_n{args.affectnet_n}_"
-            f"e{args.epochs[0]}-{args.epochs[1]}_seed{args.seed}")
+            f"e{args.epochs[0]}-{args.epochs[1]}_lr{args.lr[0]:g}-{args.lr[1]:g}_seed{args.seed}")
     stem = REPO / "data" / "cache" / "models" / name
     if stem.with_suffix(".safetensors").is_file():
         print(f"emotion model: cached {stem}.safetensors")
@@ -220,7 +220,8 @@ def train_emotion_model(args):
     model = MultiTaskNet(args.backbone)
     t0 = time.perf_counter()
     history = train_emotion(model, read_affectnet(photos, "train"), val_set=read_affectnet(photos, "val"),
-                            epochs=tuple(args.epochs), img_size=args.img_size, seed=args.seed, progress=False)
+                            epochs=tuple(args.epochs), lr=tuple(args.lr), batch_size=32, img_size=args.img_size,
+                            seed=args.seed, progress=False)
     print(f"emotion model: {args.backbone} at {args.img_size} px trained in {time.perf_counter() - t0:.0f} s "
           f"on {args.affectnet_n} AffectNet-like photos (tight crops); last epoch:\n"
           f"{history.tail(1).to_string(index=False)}")
@@ -304,8 +305,10 @@ def main(argv=None) -> None:
     d.add_argument("--descriptors", action="store_true",
                    help="instead of speed/memory: train a small emotion CNN on the AffectNet-like face world "
                         "and compare clip descriptors on AFEW-/VGAF-like clips (minutes)")
-    d.add_argument("--img-size", type=int, default=64)
-    d.add_argument("--epochs", type=int, nargs=2, default=(2, 6), help="stage A, stage B epochs")
+    d.add_argument("--img-size", type=int, default=48)
+    d.add_argument("--epochs", type=int, nargs=2, default=(1, 12), help="stage A, stage B epochs")
+    d.add_argument("--lr", type=float, nargs=2, default=(3e-3, 2e-3),
+                   help="stage A, stage B learning rates (random init: higher than the paper's fine-tuning)")
     d.add_argument("--affectnet-n", type=int, default=2400)
     d.add_argument("--afew-n", type=int, default=140, help="AFEW-like training clips (val: half)")
     d.add_argument("--vgaf-n", type=int, default=60, help="VGAF-like training clips (val: half)")
@@ -319,7 +322,7 @@ def main(argv=None) -> None:
     print(machine_description())
     if args.descriptors:
         if args.backbone == "efficientnet_b0" and "--backbone" not in (argv or sys.argv):
-            args.backbone = "mobilenetv1_100"  # trainable in minutes on a CPU
+            args.backbone = "lcnet_050"  # trains from scratch in minutes on a CPU (as the demo's tiny model)
         descriptors(args)
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,7 @@ The numbers are measured, next to the naive loop, by ``benchmarks/bench_analyze.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -121,17 +122,47 @@ def _as_model(model):
     )
 
 
+@contextlib.contextmanager
+def onednn_fusion(enabled: bool = True):
+    """Turn on TorchScript's oneDNN Graph fuser (conv + bias + activation in one CPU kernel,
+    fp32 and bf16) inside the block only; the global setting is restored afterwards."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    previous = torch.jit.onednn_fusion_enabled()
+    torch.jit.enable_onednn_fusion(True)
+    try:
+        yield
+    finally:
+        torch.jit.enable_onednn_fusion(previous)
+
+
+def batch_bucket(n: int, batch_size: int) -> int:
+    """The padded batch size for ``n`` crops: the next power of two, at most ``batch_size``
+    (``n`` itself above it).  A compiled graph then sees only a handful of shapes."""
+    if n >= batch_size:
+        return n
+    return min(1 << max(0, n - 1).bit_length(), batch_size)
+
+
 class TorchNetwork:
     """Runs one :class:`facelab.models.MultiTaskNet` on raw crops, fast.
 
     ``logits(crops)``: crops are ``N x 3 x S x S`` RGB in ``[0, 255]`` (float or uint8);
     returns ``{head: float32 logits}``.  The input is normalised with the model's mean/std
     (one multiply-add), converted to ``channels_last`` and, for ``precision="bf16"``, to
-    bfloat16; the backbone is a frozen TorchScript copy (BatchNorm folded into the
-    convolutions).  The heads always run in fp32.  The caller's model is not modified.
+    bfloat16.  On first use the backbone is traced and frozen with TorchScript
+    (``torch.jit.freeze`` folds every BatchNorm into its convolution) and, on CPU, run with
+    the oneDNN Graph fuser (convolution + activation fused); the result is checked against
+    the eager backbone once, and the eager backbone is kept if tracing fails or disagrees.
+    Batches are zero-padded to a power of two (:func:`batch_bucket`) so the compiled graph
+    sees few shapes.  The heads always run in fp32.  The caller's model is not modified.
     """
 
-    def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True):
+    def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True,
+                 batch_size: int = 32):
         import torch
 
         model, self.source = _as_model(model)
@@ -142,6 +173,7 @@ class TorchNetwork:
         self.head_sizes = dict(model.head_sizes)
         self.image_size = int(model.preprocessing["image_size"])
         self.precision = precision
+        self.batch_size = int(batch_size)
         self.device = torch.device(device)
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         mean = torch.tensor(model.preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
@@ -156,26 +188,33 @@ class TorchNetwork:
         self.heads = net.heads.float()
         self.backbone = net.backbone.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.frozen = False
+        self.fused = False
         self._want_freeze = bool(freeze)
 
     def freeze(self) -> "TorchNetwork":
-        """TorchScript trace + freeze of the backbone (folds BatchNorm into the convolutions,
-        fuses activations); keeps the eager module if tracing fails.  Done once, on first use."""
+        """Trace + freeze the backbone (see the class docstring).  Done once, on first use."""
         import torch
 
         self._want_freeze = False
         if self.frozen:
             return self
-        example = self.prepare(torch.zeros(2, 3, self.image_size, self.image_size))
+        fuse = self.device.type == "cpu" and hasattr(torch.jit, "enable_onednn_fusion")
+        example = self.prepare(255 * torch.rand(2, 3, self.image_size, self.image_size,
+                                                generator=torch.Generator().manual_seed(0)))
+        tolerance = 0.05 if self.dtype == torch.bfloat16 else 1e-3
         try:
-            with torch.no_grad(), warnings.catch_warnings():
+            with torch.no_grad(), warnings.catch_warnings(), onednn_fusion(fuse):
                 warnings.simplefilter("ignore")
+                expected = self.backbone(example).float()
                 frozen = torch.jit.freeze(torch.jit.trace(self.backbone, example, check_trace=False).eval())
-                for _ in range(2):  # TorchScript profiles the first calls; do them now
-                    frozen(example)
+                for _ in range(3):  # TorchScript profiles the first calls, then compiles
+                    got = frozen(example).float()
+            scale = float(expected.abs().max()) or 1.0
+            if not float((got - expected).abs().max()) <= tolerance * scale:
+                return self  # the compiled graph disagrees with eager: keep eager
         except Exception:  # noqa: BLE001 - any tracing problem: keep the eager module
             return self
-        self.backbone, self.frozen = frozen, True
+        self.backbone, self.frozen, self.fused = frozen, True, fuse
         return self
 
     def prepare(self, crops):
@@ -195,8 +234,13 @@ class TorchNetwork:
 
         if self._want_freeze:
             self.freeze()
-        with torch.inference_mode():
-            return self.backbone(self.prepare(crops)).float()
+        x = self.prepare(crops)
+        n = len(x)
+        if self.frozen and n and batch_bucket(n, self.batch_size) != n:
+            pad = x.new_zeros((batch_bucket(n, self.batch_size) - n, *x.shape[1:]))
+            x = torch.cat([x, pad]).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), onednn_fusion(self.fused):
+            return self.backbone(x)[:n].float()
 
     def logits(self, crops) -> dict:
         import torch
@@ -217,12 +261,12 @@ def _resize_crops(x, size: int):
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu"):
+def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32):
     """A runner with ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``."""
     if backend == "torch":
         if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
             raise InvalidInputError(f"{model}: an ONNX file needs backend='onnx'")
-        return TorchNetwork(model, precision=precision, device=device)
+        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size)
     if backend == "onnx":
         from .onnx_export import OnnxNetwork
 
@@ -352,7 +396,8 @@ class FaceAnalyzer:
         self.networks = []
         for m in (model, emotion_model):
             if m is not None:
-                self.networks.append(make_network(m, backend=backend, precision=self.precision, device=device))
+                self.networks.append(make_network(m, backend=backend, precision=self.precision, device=device,
+                                                  batch_size=self.batch_size))
         if not self.networks:
             raise InvalidInputError("FaceAnalyzer needs a model (checkpoint path or MultiTaskNet)")
         #: head name -> index of the network that provides it (emotion from emotion_model first).

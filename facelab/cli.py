@@ -303,11 +303,13 @@ def add_video_features(sub) -> None:
                       help="keep all faces per frame (default for VGAF)")
     mode.add_argument("--single", dest="group", action="store_const", const=False,
                       help="keep the largest face per frame (default for AFEW)")
-    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (default 1)")
-    p.add_argument("--fps", type=float, default=None, help="or: sample this many frames per second")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=_int_at_least(1), default=1, help="keep every K-th frame (default 1)")
+    sampling.add_argument("--fps", type=float, default=None, help="or: sample this many frames per second")
     p.add_argument("--splits", default="train,val", help="comma-separated splits to read (default train,val)")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames detected together (default 16)")
-    p.add_argument("--cache-dir", default=None, help="per-clip feature cache (default ~/.cache/facelab)")
+    p.add_argument("--batch-frames", type=_int_at_least(1), default=16, help="frames detected together (default 16)")
+    p.add_argument("--cache-dir", default=None,
+                   help="per-clip feature cache (default: $FACELAB_CACHE/video_features or data/cache/video_features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the per-clip cache")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="network precision (auto: bf16 on CPUs with native bfloat16)")
@@ -368,7 +370,7 @@ def add_video_classify(sub) -> None:
     p.add_argument("features", help=".npz written by `facelab video-features`")
     p.add_argument("--classifier", choices=["svc", "rf"], default="svc",
                    help="svc = LinearSVC, rf = RandomForest (--trees, default 1000)")
-    p.add_argument("--trees", type=int, default=1000)
+    p.add_argument("--trees", type=_int_at_least(1), default=1000, help="RandomForest trees (default 1000)")
     p.add_argument("--stats", default=None,
                    help="single-person statistics, comma-separated (default mean,max,min,std; also: middle)")
     p.add_argument("--train-split", default="train")

@@ -379,9 +379,15 @@ def video_features(path, model, *, every: int = 1, fps: float | None = None, gro
 
 
 def default_cache_dir() -> Path:
-    """``$FACELAB_CACHE/video_features`` (default ``~/.cache/facelab/video_features``)."""
-    root = os.environ.get("FACELAB_CACHE") or Path.home() / ".cache" / "facelab"
-    return Path(root) / "video_features"
+    """Where clip features are cached: ``$FACELAB_CACHE/video_features``, else
+    ``<repo>/data/cache/video_features`` in a source checkout (git-ignored), else
+    ``~/.cache/facelab/video_features``."""
+    if os.environ.get("FACELAB_CACHE"):
+        return Path(os.environ["FACELAB_CACHE"]) / "video_features"
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file() and os.access(repo, os.W_OK):
+        return repo / "data" / "cache" / "video_features"
+    return Path.home() / ".cache" / "facelab" / "video_features"
 
 
 def model_fingerprint(model) -> str:

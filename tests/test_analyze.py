@@ -18,6 +18,7 @@ import torch
 from facelab.analyze import (
     FaceAnalyzer,
     TorchNetwork,
+    batch_bucket,
     bf16_in_cpuinfo,
     cpu_supports_bf16,
     expand_inputs,
@@ -204,9 +205,15 @@ def test_eager_fallback_matches_frozen(model, fp32):
     crops = world_crops()[:4]
     got, ref = frozen.logits(crops), eager.logits(crops)
     assert frozen.frozen and not eager.frozen  # the backbone was traced on first use
+    assert torch.jit.onednn_fusion_enabled() is False  # the fuser is only on inside calls
     assert isinstance(frozen.backbone, torch.jit.ScriptModule)
     for head, logits in ref.items():
         np.testing.assert_allclose(got[head], logits, atol=1e-4)
+
+
+def test_batch_buckets():
+    assert [batch_bucket(n, 32) for n in (1, 2, 3, 5, 16, 17, 31, 32, 40)] == [1, 2, 4, 8, 16, 32, 32, 32, 40]
+    assert [batch_bucket(n, 24) for n in (9, 17, 24)] == [16, 24, 24]
 
 
 def test_user_model_is_not_modified():

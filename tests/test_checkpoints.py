@@ -21,6 +21,15 @@ from facelab.errors import CheckpointError, UnsafeCheckpointError
 from facelab.models import MultiTaskNet
 
 TINY = "test_efficientnet"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 REPO = Path(__file__).resolve().parents[1]
 
 

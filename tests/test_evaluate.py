@@ -14,6 +14,15 @@ from facelab.models import MultiTaskNet
 TINY = "test_efficientnet"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_accuracy_balanced_accuracy_and_confusion():
     # 4 images of class 0 (3 right), 1 image of class 1 (wrong)
     scores = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [1, 0]], dtype=float)

@@ -10,6 +10,15 @@ from facelab.models import MultiTaskNet, create_backbone
 TINY = "test_efficientnet"  # a ~100k-parameter timm model made for tests (x has 256 dims)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name, dim", [("mobilenetv1_100", 1024), ("efficientnet_b0", 1280), ("rexnet_150", 1920)])
 def test_paper_backbones_feature_sizes(name, dim):
     backbone = create_backbone(name)

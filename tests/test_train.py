@@ -13,6 +13,16 @@ from facelab.train import (
 TINY = "test_efficientnet"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from several threads, and on busy shared cores the idle
+    threads' spinning makes every step several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class ToyFaces(torch.utils.data.Dataset):
     """Tiny coloured 'faces' whose colour depends on the label (so a CNN can learn it)."""
 

@@ -17,11 +17,12 @@ from .render import (
     render_face,
     sample_nuisance,
 )
+from .preview import contact_sheet, save_preview
 from .scenes import Scene, render_scene
 
 __all__ = [
     "Person", "Traits", "HAIR_STYLES", "FACIAL_HAIR", "sample_person", "sample_people",
     "CONTROLS", "EXPRESSIONS", "Nuisance", "RenderedFace", "apply_camera", "expression_controls",
     "face_box", "paint_face", "render_background", "render_face", "sample_nuisance",
-    "Scene", "render_scene",
+    "Scene", "render_scene", "contact_sheet", "save_preview",
 ]

@@ -204,7 +204,8 @@ def sample_person(seed: int, person_id: int, *, gender: int | None = None,
 
     ``gender`` / ``race`` (UTKFace codes) may be fixed; otherwise they are sampled
     (gender 50/50, race roughly as in UTKFace: White 42%, Black 19%, Asian 15%,
-    Indian 17%, Others 7%).  Fixing them does not change the person's name.
+    Indian 17%, Others 7%).  The surname alone is unique per ``(seed, person_id)``; the
+    first name follows the gender.
     """
     if not isinstance(person_id, (int, np.integer)) or person_id < 0:
         raise InvalidInputError(f"person_id={person_id!r} must be a non-negative int")

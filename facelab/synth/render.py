@@ -15,9 +15,10 @@ chin, like a detector box), the origin is the box centre, y points down and z
 points out of the face toward the camera.  A head turn (yaw) moves each point by
 its depth, ``x' = x cos(yaw) + z sin(yaw)``, so the far side of the face narrows;
 a head tilt (roll) rotates the result.  Parts are recorded in a display list,
-projected in one numpy batch, drawn with PIL on a 2x (3x for small faces)
-supersampled patch, reduced with a box filter and pasted onto the canvas; light is
-a numpy gradient inside the person's silhouette.
+projected in one numpy batch, drawn with PIL on a supersampled patch (3x for faces
+under 40 px, 2x under 100 px, else 1x), reduced with a box filter and pasted onto
+the canvas; light and the soft modelling of the face (highlights and shade) are
+smooth numpy fields applied inside the person's and the skin's silhouettes.
 
 Everything is deterministic: no global random state, no clock.
 """
@@ -69,8 +70,8 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     "Surprise": {"brow_inner_raise": 0.9, "brow_outer_raise": 1.0, "lid_raise": 0.85, "jaw_drop": 1.0},
     "Fear": {"brow_inner_raise": 1.0, "brow_outer_raise": 0.5, "brow_lower": 0.5, "lid_raise": 1.0,
              "lip_stretch": 1.0, "jaw_drop": 0.5},
-    "Anger": {"brow_lower": 1.0, "lid_tighten": 0.6, "lid_raise": 0.25, "lip_press": 0.9,
-              "chin_raise": 0.3, "nose_wrinkle": 0.15},
+    "Anger": {"brow_lower": 1.0, "lid_tighten": 0.55, "lid_raise": 0.35, "lip_press": 0.9,
+              "chin_raise": 0.3, "nose_wrinkle": 0.15, "lip_corner_depress": 0.2},
     "Disgust": {"nose_wrinkle": 1.0, "upper_lip_raise": 1.0, "brow_lower": 0.6, "lid_tighten": 0.5,
                 "cheek_raise": 0.4, "lip_corner_depress": 0.35, "chin_raise": 0.3},
     "Contempt": {"lip_corner_one_side": 1.0, "lid_tighten": 0.15},
@@ -167,11 +168,6 @@ def _scale_col(c, k: float):
     return tuple(min(255.0, max(0.0, v * k)) for v in c)
 
 
-def _rgba(c, a: float = 1.0):
-    return (int(min(255.0, max(0.0, c[0])) + 0.5), int(min(255.0, max(0.0, c[1])) + 0.5),
-            int(min(255.0, max(0.0, c[2])) + 0.5), int(min(255.0, max(0.0, 255.0 * a)) + 0.5))
-
-
 _CIRCLE = {n: (np.cos(np.linspace(0, 2 * np.pi, n, endpoint=False)),
                np.sin(np.linspace(0, 2 * np.pi, n, endpoint=False))) for n in (8, 12, 16, 24)}
 _U7, _U9, _U11, _U13 = (np.linspace(-1.0, 1.0, n) for n in (7, 9, 11, 13))
@@ -224,7 +220,7 @@ class _Pen:
 
     # --- recording ---
     def _add(self, kind, x, y, z, turned, colour, alpha, width=0.0, solid=0):
-        if alpha <= 0.004:
+        if alpha <= 0.02:
             return
         x = np.asarray(x, dtype=float).ravel()
         n = x.size
@@ -371,18 +367,21 @@ def _face_model(person: Person, age: float, ctl: dict[str, float]) -> _Face:
 
 def _half_width(f: _Face, y) -> np.ndarray:
     """Half width of the head outline at heights y (from a table made once per face)."""
-    if f.hw_table is None:
-        f.hw_table = _half_width_exact(f, _HW_GRID * (f.chin - f.top) + f.top)
-    return np.interp(y, _HW_GRID * (f.chin - f.top) + f.top, f.hw_table)
+    if f.hw_table is None:   # the skull part of the grid does not depend on the jaw (chin)
+        f.hw_table = np.concatenate([_half_width_exact(f, _HW_GRID * (_JAW_Y - f.top) + f.top),
+                                     _half_width_exact(f, _HW_GRID * (f.chin - _JAW_Y) + _JAW_Y)])
+    grid = np.concatenate([_HW_GRID * (_JAW_Y - f.top) + f.top, _HW_GRID * (f.chin - _JAW_Y) + _JAW_Y])
+    return np.interp(y, grid, f.hw_table)
 
 
-_HW_GRID = np.linspace(0.0, 1.0, 161)
+_HW_GRID = np.linspace(0.0, 1.0, 81)
+_JAW_Y = -0.02                             # where the jaw starts (see _half_width_exact)
 
 
 def _half_width_exact(f: _Face, y: np.ndarray) -> np.ndarray:
     """Half width of the head outline at heights y: a rounded skull above the temples,
     straight-ish cheeks, then a superellipse jaw that sags a little with age."""
-    yw, yc = -0.26, -0.02                  # widest (temples) and start of the jaw
+    yw, yc = -0.26, _JAW_Y                 # widest (temples) and start of the jaw
     y = np.asarray(y, dtype=float)
     skull = f.a * np.maximum(1.0 - np.abs(np.minimum(y - yw, 0.0) / (f.top - yw)) ** 2.3, 0.0) ** (1 / 2.3)
     cheek = f.a * (1.0 - 0.04 * np.clip((y - yw) / (yc - yw), 0.0, 1.0))
@@ -405,12 +404,14 @@ def _silhouette_x(pen: _Pen, f: _Face, y: np.ndarray):
     return centre - half, centre + half
 
 
-_OUTLINE_S = (1 - np.cos(np.linspace(0.0, np.pi, 26))) / 2
+_SKULL_S = 1 - np.cos(np.linspace(0.0, np.pi / 2, 15))
+_JAW_S = np.sin(np.linspace(0.0, np.pi / 2, 12))[1:]
 
 
-def _outline_y(f: _Face, y_from: float | None = None) -> np.ndarray:
-    top = f.top if y_from is None else y_from
-    return top + (f.chin - top) * _OUTLINE_S
+def _outline_y(f: _Face) -> np.ndarray:
+    """Heights sampling the head outline: the skull down to the jaw start (fixed,
+    whatever the expression), then the jaw to the chin."""
+    return np.concatenate([f.top + (_JAW_Y - f.top) * _SKULL_S, _JAW_Y + (f.chin - _JAW_Y) * _JAW_S])
 
 
 # --- colours -----------------------------------------------------------------------------------
@@ -621,9 +622,10 @@ def _draw_brows(pen: _Pen, person: Person, f: _Face) -> None:
     y = f.brow_y - arch + 0.012 * u
     y = y - 0.065 * c["brow_inner_raise"] * (1 - u) ** 1.3 - 0.02 * c["brow_inner_raise"]
     y = y - 0.05 * c["brow_outer_raise"] * (0.25 + 0.75 * u)
-    y = y + 0.04 * c["brow_lower"] * (1 - 0.5 * u) + 0.012 * c["lid_droop"] * u
+    y = y + 0.055 * c["brow_lower"] * (1 - 0.65 * u) + 0.012 * c["lid_droop"] * u
+    th = th * (1 + 0.2 * c["brow_lower"])                      # lowered brows bunch up
     for side in (-1, 1):
-        x = side * (0.055 - 0.018 * c["brow_lower"] + u * (f.eye_w * 0.98 + 0.075))
+        x = side * (0.055 - 0.025 * c["brow_lower"] + u * (f.eye_w * 0.98 + 0.075))
         pen.poly(np.concatenate([x, x[::-1]]), np.concatenate([y - th * 0.5, (y + th * 0.5)[::-1]]), colour, 0.92)
 
 
@@ -750,10 +752,11 @@ def _draw_moustache(pen: _Pen, person: Person, f: _Face, age: float, hair) -> No
     bot = np.interp(mx, x, y_out_up) + 0.006 + 0.02 * np.abs(mx / mw) ** 3
     pen.poly(np.concatenate([mx, mx[::-1]]), np.concatenate([top, bot[::-1]]), col, 0.92 * grow)
     if style == "goatee":
-        gx = mw * 0.7 * _U9
-        top = np.interp(gx, x, y_out_lo) + 0.004
-        bot = f.chin + 0.005 - 0.035 * _U9 ** 2
-        pen.poly(np.concatenate([gx, gx[::-1]]), np.concatenate([top, bot[::-1]]), col, 0.9 * grow)
+        gx = mw * 0.62 * _U9
+        top = np.interp(gx, x, y_out_lo) + 0.006
+        bot = f.chin - 0.008 - 0.06 * _U9 ** 2                # follows the round of the chin
+        pen.poly(np.concatenate([gx, gx[::-1] * 0.8]), np.concatenate([top, bot[::-1]]),
+                 _mix(col, person.traits.skin, 0.15), 0.8 * grow)
 
 
 _VOLUME = {"buzz": 0.008, "short": 0.035, "side_part": 0.04, "bob": 0.05, "long": 0.045, "curly": 0.11,
@@ -854,11 +857,15 @@ def _draw_hat(pen: _Pen, f: _Face, colour, kind: int) -> None:
     band = f.brow_y - (0.24 if kind == 0 else 0.27)
     y = np.linspace(f.top, band, 12)
     xl, xr = _silhouette_x(pen, f, y)
-    pen.poly(np.concatenate([xl - 0.05, xr[::-1] + 0.05]), np.concatenate([y - 0.06, y[::-1] - 0.06]), colour,
+    lift = 0.05 * np.clip(1 - (y - f.top) / 0.4, 0, 1) + 0.01     # a hat sits on the hair
+    pen.poly(np.concatenate([xl - 0.03, xr[::-1] + 0.03]), np.concatenate([y - lift, (y - lift)[::-1]]), colour,
              solid=COVER, turned=True)
     dark = _scale_col(colour, 0.7)
-    if kind == 0:
-        pen.line(np.linspace(xl[-1] - 0.05, xr[-1] + 0.05, 9), band - 0.06, dark, 0.8, 0.012, turned=True)
+    if kind == 0:   # the folded rim of a knit beanie, and its ribs
+        pen.line(np.linspace(xl[-1] - 0.03, xr[-1] + 0.03, 9), band - 0.07, dark, 0.8, 0.012, turned=True)
+        for u in (-0.6, -0.3, 0.0, 0.3, 0.6):
+            pen.line(np.array([u * f.a * 0.8, u * f.a * 0.9]), np.array([band - 0.02, band - 0.06]),
+                     dark, 0.5, 0.006)
     else:
         bx = _U11 * f.a * 0.95
         by = band + 0.015 + 0.03 * (1 - _U11 ** 2)
@@ -895,16 +902,25 @@ def _shade(rgb: np.ndarray, mask: np.ndarray, skin: np.ndarray, ox: float, oy: f
     x = X / cyaw
     for _ in range(2):
         x = (X - _Pen.zsurf(x) * syaw) / cyaw
-    model = np.ones_like(X)
-    for sx, sy, wx, wy, amp in spots:
-        model += amp * np.exp(-(((x - sx) / wx) ** 2 + ((Y - sy) / wy) ** 2))
-    # encode both fields as bytes so PIL can resize them smoothly
-    both = np.stack([np.clip((light - 1.0) * 200.0 + 128.0, 0, 255),
-                     np.clip((model - 1.0) * 200.0 + 128.0, 0, 255)], axis=-1).astype(np.uint8)
-    big = [np.asarray(Image.fromarray(np.ascontiguousarray(both[..., i]), "L").resize((ww, hh),
-                      Image.Resampling.BILINEAR), dtype=np.float32) for i in range(2)]
-    field = 1.0 + (big[0] - 128.0) * np.float32(1.0 / 200.0) * (mask * np.float32(1.0 / 255.0))
-    field *= 1.0 + (big[1] - 128.0) * np.float32(1.0 / 200.0) * (skin * np.float32(1.0 / 255.0))
+    sx, sy, wx, wy, amp = (spots[:, i, None, None] for i in range(5))
+    dx = (x[None] - sx) / wx
+    dy = (Y[None] - sy) / wy
+    model = (amp * np.exp(-(dx * dx + dy * dy))).sum(axis=0)
+    # encode both fields as bytes (1 + (v - 128) / 200) so PIL resizes them smoothly
+    code = np.empty((2, gh, gw), dtype=np.float32)
+    code[0] = (light - 1.0) * 200.0 + 128.5
+    code[1] = model * 200.0 + 128.5
+    code = np.clip(code, 0, 255).astype(np.uint8)
+    big = [np.asarray(Image.fromarray(code[i], "L").resize((ww, hh), Image.Resampling.BILINEAR))
+           for i in range(2)]
+    k1 = np.float32(1.0 / (200.0 * 255.0))
+    field = (big[0] - np.float32(128.0)) * mask
+    field *= k1
+    field += 1.0
+    skin_term = (big[1] - np.float32(128.0)) * skin
+    skin_term *= k1
+    skin_term += 1.0
+    field *= skin_term
     out = rgb * field[..., None]
     return np.clip(out, 0, 255, out=out).astype(np.uint8)
 

@@ -1,0 +1,319 @@
+"""The course's small, cached model recipes (shared by the notebooks, the demo and the tour).
+
+Every notebook must run alone, top to bottom, from empty caches -- but notebook 03 needs the
+identity network of notebook 02, and notebook 04 fine-tunes it for emotions.  So each step of
+the paper's pipeline is a *recipe* here with a FIXED cache name: it loads the checkpoint when
+the cache holds it and otherwise trains the small version now and saves it.
+
+* :func:`face_crops`      -- a built-in dataset, MTCNN-cropped once (``tight`` = the paper's
+  crop, ``center`` = its baseline), cached in the same layout the dataset readers read.
+* :func:`identity_model`  -- identity pre-training on the VGGFace2-like tight crops
+  (stage A: new head only, SAM around Adam, lr 1e-3; stage B: all weights, lr 1e-4).
+* :func:`attribute_model` -- the identity network + age / gender / race heads of Fig. 1 on
+  its FROZEN backbone (UTKFace-like crops; race with the class weights of eq. (2)).
+* :func:`emotion_model`   -- the identity network fine-tuned on the AffectNet-like crops
+  with eq. (2) (stage A: new emotion head only, with SAM; stage B: all weights).
+
+Checkpoints (safetensors + JSON config, :mod:`facelab.checkpoints`) live in
+:func:`model_dir` under names such as ``course_identity_mobilenetv1_100_64px_tight_s0``, with
+the training history beside them (``...history.csv``, read back by :func:`recipe_history`).
+The full recipe (dataset, epochs, learning rates ...) is stored in the checkpoint's config;
+a cached file whose recipe differs from the one asked for is retrained, never silently used.
+
+No ImageNet weights can be downloaded on the course machines, so the recipes start from
+random weights (``pretrained=False``); the defaults are sized to train in well under a
+minute on two CPU cores.  Images are RGB everywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+from .checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
+from .datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
+from .errors import CheckpointError, InvalidInputError
+from .models import MultiTaskNet
+from .train import train_attributes, train_emotion, train_identity
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
+RECIPE_VERSION = 1
+#: Side of the face crops and the network input used throughout the course (pixels).
+COURSE_IMG_SIZE = 64
+#: Default epochs (stage A, stage B) of the identity and emotion recipes, and of the attribute heads.
+IDENTITY_EPOCHS = (1, 6)
+ATTRIBUTE_EPOCHS = 6
+EMOTION_EPOCHS = (2, 3)
+#: Which part of the UTKFace-like set trains the attribute heads (the rest is held out).
+UTK_TRAIN_FRACTION = 0.8
+_COMPLETE = ".facelab-course-complete"
+
+
+# =====================================================================================
+# Where things are cached
+# =====================================================================================
+def _in_source_checkout() -> bool:
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "facelab").is_dir() and \
+        os.access(REPO_ROOT, os.W_OK)
+
+
+def _cache_base() -> Path:
+    if os.environ.get("FACELAB_CACHE"):
+        return Path(os.environ["FACELAB_CACHE"]).expanduser()
+    if _in_source_checkout():
+        return REPO_ROOT / "data" / "cache"
+    return Path.home() / ".cache" / "facelab"
+
+
+def model_dir() -> Path:
+    """Where the course's checkpoints live: ``$FACELAB_MODELS``, else ``$FACELAB_CACHE/models``,
+    else ``<repo>/data/cache/models`` in a source checkout (git-ignored), else
+    ``~/.cache/facelab/models`` (the same folder the demo looks in)."""
+    if os.environ.get("FACELAB_MODELS"):
+        return Path(os.environ["FACELAB_MODELS"]).expanduser()
+    return _cache_base() / "models"
+
+
+def crops_dir() -> Path:
+    """Where prepared face crops live: ``$FACELAB_CROPS``, else ``$FACELAB_CACHE/crops``,
+    else ``<repo>/data/cache/crops`` in a source checkout, else ``~/.cache/facelab/crops``."""
+    if os.environ.get("FACELAB_CROPS"):
+        return Path(os.environ["FACELAB_CROPS"]).expanduser()
+    return _cache_base() / "crops"
+
+
+# =====================================================================================
+# Face crops of the built-in datasets
+# =====================================================================================
+def _dataset_folder(name: str, seed: int, progress: bool, data_kw: dict | None) -> Path:
+    from .synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
+
+    if name not in NOTEBOOK_DEFAULTS:
+        raise InvalidInputError(f"face_crops: unknown dataset {name!r}; choose one of {', '.join(NOTEBOOK_DEFAULTS)}")
+    kw = {**NOTEBOOK_DEFAULTS[name], **(data_kw or {})}
+    return ensure_dataset(name, seed=int(seed), progress=progress, **kw)
+
+
+def face_crops(name: str, policy: str = "tight", size: int = COURSE_IMG_SIZE, seed: int = 0, *,
+               progress: bool = True, data_kw: dict | None = None) -> Path:
+    """The built-in dataset ``name`` (its notebook-sized version,
+    ``ensure_dataset(name, **NOTEBOOK_DEFAULTS[name])``) cropped once with the crop ``policy``
+    (``tight`` = MTCNN box without margin, the paper's crop; ``margin``; ``center`` = centre
+    square of the photo, the paper's baseline) at ``size`` x ``size`` pixels.
+
+    Returns a cached folder with the dataset's own layout, so the same reader reads it
+    (``read_vggface2(face_crops("vggface2"))``).  Photos where MTCNN finds no face are not
+    dropped silently: they are listed in ``<folder>/failures.csv``.  ``data_kw`` changes the
+    generated dataset (e.g. ``{"n": 20}``).
+    """
+    from .prepare import prepare_dataset
+
+    source = _dataset_folder(name, seed, progress, data_kw)
+    out = crops_dir() / f"{source.name}-{policy}-{int(size)}px"
+    if (out / _COMPLETE).is_file():
+        return out
+    report = prepare_dataset(source, out, policy=policy, size=int(size), progress=progress)
+    (out / _COMPLETE).write_text(report.summary() + "\n", encoding="utf-8")
+    return out
+
+
+def crop_failures(folder) -> pd.DataFrame:
+    """The ``failures.csv`` of a prepared crop folder (photos without a detected face)."""
+    path = Path(folder) / "failures.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["path", "reason"])
+
+
+def utkface_split(dataset, train_fraction: float = UTK_TRAIN_FRACTION, seed: int = 0):
+    """Split a UTKFace-style dataset (one person per photo) into (train, test) subsets with a
+    seeded random order; the attribute recipe trains on ``train`` only."""
+    import numpy as np
+
+    if not 0 < train_fraction < 1:
+        raise InvalidInputError(f"train_fraction must be between 0 and 1, got {train_fraction}")
+    order = np.random.default_rng([int(seed), 3]).permutation(len(dataset))
+    cut = int(round(train_fraction * len(dataset)))
+    return dataset.subset(sorted(order[:cut].tolist())), dataset.subset(sorted(order[cut:].tolist()))
+
+
+def identity_data(img_size: int = COURSE_IMG_SIZE, crop: str = "tight", seed: int = 0, progress: bool = True):
+    """The VGGFace2-like training identities (``train`` split) as face crops."""
+    return read_vggface2(face_crops("vggface2", crop, img_size, seed, progress=progress), "train")
+
+
+def lfw_data(img_size: int = COURSE_IMG_SIZE, crop: str = "tight", seed: int = 0, progress: bool = True):
+    """The LFW-like people (never seen in identity training) as face crops."""
+    return read_lfw(face_crops("lfw", crop, img_size, seed, progress=progress))
+
+
+def utkface_data(img_size: int = COURSE_IMG_SIZE, crop: str = "tight", seed: int = 0, progress: bool = True):
+    """(train, test) of the UTKFace-like set as face crops (:func:`utkface_split`)."""
+    return utkface_split(read_utkface(face_crops("utkface", crop, img_size, seed, progress=progress)), seed=seed)
+
+
+def affectnet_data(split: str = "train", num_classes: int = 8, img_size: int = COURSE_IMG_SIZE,
+                   crop: str = "tight", seed: int = 0, progress: bool = True):
+    """One split (``train`` imbalanced, ``val`` balanced) of the AffectNet-like set as face crops."""
+    return read_affectnet(face_crops("affectnet", crop, img_size, seed, progress=progress), split, num_classes)
+
+
+# =====================================================================================
+# The cache of recipes
+# =====================================================================================
+def recipe_name(kind: str, backbone: str, img_size: int, crop: str, seed: int, *, tags=(), extra: dict | None = None) -> str:
+    """The fixed cache name of a recipe, e.g. ``course_identity_mobilenetv1_100_64px_tight_s0``.
+    ``tags`` are appended as they are (``8cls``); non-default ``extra`` settings add a short
+    hash so that different settings never share a file."""
+    parts = ["course", kind, backbone.replace("/", "-").replace(":", "-"), f"{int(img_size)}px", crop, *tags,
+             f"s{int(seed)}"]
+    name = "_".join(str(p) for p in parts)
+    if extra:
+        name += f"_{zlib.crc32(json.dumps(extra, sort_keys=True, default=str).encode()):08x}"
+    return name
+
+
+def recipe_path(name: str) -> Path:
+    """``model_dir() / (name + ".safetensors")``."""
+    return checkpoint_path(model_dir() / name)
+
+
+def history_path(name: str) -> Path:
+    return model_dir() / f"{name}.history.csv"
+
+
+def recipe_history(name: str) -> pd.DataFrame:
+    """The per-epoch training history saved beside a recipe's checkpoint."""
+    path = history_path(name)
+    if not path.is_file():
+        raise CheckpointError(f"no training history for recipe {name!r} at {path}; train the recipe first")
+    return pd.read_csv(path)
+
+
+def _normalised(recipe: dict) -> dict:
+    return json.loads(json.dumps(recipe, sort_keys=True, default=str))
+
+
+def load_cached(name: str, recipe: dict) -> MultiTaskNet | None:
+    """The cached model ``name`` if it exists and was trained with exactly ``recipe``, else None."""
+    path = recipe_path(name)
+    if not path.is_file():
+        return None
+    try:
+        stored = read_checkpoint_config(path).get("extra", {}).get("recipe")
+        if stored != _normalised(recipe):
+            return None
+        model = load_checkpoint(path)
+    except CheckpointError:
+        return None  # a broken or foreign file: train again (save_checkpoint replaces it atomically)
+    model.course_name = name
+    return model
+
+
+def _save(model: MultiTaskNet, name: str, recipe: dict, history: pd.DataFrame) -> MultiTaskNet:
+    model_dir().mkdir(parents=True, exist_ok=True)
+    history.to_csv(history_path(name), index=False)  # first: a checkpoint never lacks its history
+    save_checkpoint(model, model_dir() / name, extra_config={"recipe": _normalised(recipe)})
+    model.course_name = name
+    return model.eval()
+
+
+# =====================================================================================
+# Recipes
+# =====================================================================================
+def identity_model(backbone: str = "mobilenetv1_100", img_size: int = COURSE_IMG_SIZE, epochs=IDENTITY_EPOCHS,
+                   crop: str = "tight", seed: int = 0, progress: bool = True, *, batch_size: int = 64,
+                   lr=(1e-3, 1e-4), pretrained: bool = False, retrain: bool = False) -> MultiTaskNet:
+    """Identity pre-training (paper, Section 2; VGGFace2 -> here the VGGFace2-like face world),
+    loaded from the cache when present.
+
+    One softmax output per training person.  Stage A (``epochs[0]``): backbone frozen, new
+    identity head only, SAM around Adam, ``lr[0]`` (1e-3).  Stage B (``epochs[1]``): all
+    weights, Adam, ``lr[1]`` (1e-4).  Crops: ``crop`` policy via :func:`face_crops`.
+    ``pretrained=True`` starts from timm's ImageNet weights (needs them downloaded).
+    """
+    epochs = [int(e) for e in epochs]
+    recipe = {"kind": "identity", "version": RECIPE_VERSION, "backbone": backbone, "img_size": int(img_size),
+              "crop": crop, "seed": int(seed), "epochs": epochs, "batch_size": int(batch_size),
+              "lr": [float(v) for v in lr], "pretrained": bool(pretrained), "data": "vggface2/train"}
+    extra = {k: recipe[k] for k in ("epochs", "batch_size", "lr", "pretrained")}
+    defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": [1e-3, 1e-4], "pretrained": False}
+    name = recipe_name("identity", backbone, img_size, crop, seed, extra=None if extra == defaults else extra)
+    if not retrain and (model := load_cached(name, recipe)) is not None:
+        return model
+    train_set = identity_data(img_size, crop, seed, progress)
+    model = MultiTaskNet(backbone, pretrained=pretrained)
+    history = train_identity(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size, lr=tuple(lr),
+                             crop=crop, seed=seed, progress=progress)
+    return _save(model, name, recipe, history)
+
+
+def attribute_model(backbone: str = "mobilenetv1_100", img_size: int = COURSE_IMG_SIZE, epochs: int = ATTRIBUTE_EPOCHS,
+                    crop: str = "tight", seed: int = 0, progress: bool = True, *, identity_epochs=IDENTITY_EPOCHS,
+                    batch_size: int = 64, lr: float = 1e-3, top_l: int = 3, race_weighted: bool = True,
+                    retrain: bool = False) -> MultiTaskNet:
+    """Fig. 1's attribute heads on the FROZEN identity backbone (paper: UTKFace), cached.
+
+    Starts from :func:`identity_model` (cached or trained now), adds gender (one FC layer),
+    race (one FC layer, class-weighted loss of eq. (2)) and age (hidden FC + FC over 100 age
+    classes) on x and trains only those heads on the training part of the UTKFace-like set
+    (:func:`utkface_data`); the backbone stays exactly as it was.
+    """
+    recipe = {"kind": "attributes", "version": RECIPE_VERSION, "backbone": backbone, "img_size": int(img_size),
+              "crop": crop, "seed": int(seed), "epochs": int(epochs), "identity_epochs": [int(e) for e in identity_epochs],
+              "batch_size": int(batch_size), "lr": float(lr), "top_l": int(top_l), "race_weighted": bool(race_weighted),
+              "data": f"utkface/train{UTK_TRAIN_FRACTION}"}
+    extra = {k: recipe[k] for k in ("epochs", "identity_epochs", "batch_size", "lr", "race_weighted")}
+    defaults = {"epochs": ATTRIBUTE_EPOCHS, "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": 1e-3,
+                "race_weighted": True}
+    name = recipe_name("attributes", backbone, img_size, crop, seed, extra=None if extra == defaults else extra)
+    if not retrain and (model := load_cached(name, recipe)) is not None:
+        return model
+    model = identity_model(backbone, img_size, identity_epochs, crop, seed, progress)
+    train_set, _ = utkface_data(img_size, crop, seed, progress)
+    history = train_attributes(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size, lr=lr,
+                               race_weighted=race_weighted, top_l=top_l, crop=crop, seed=seed, progress=progress)
+    return _save(model, name, recipe, history)
+
+
+def emotion_model(backbone: str = "mobilenetv1_100", num_classes: int = 8, weighted: bool = True,
+                  img_size: int = COURSE_IMG_SIZE, epochs=EMOTION_EPOCHS, crop: str = "tight", seed: int = 0,
+                  progress: bool = True, *, identity_epochs=IDENTITY_EPOCHS, batch_size: int = 64,
+                  lr=(1e-3, 1e-4), retrain: bool = False) -> MultiTaskNet:
+    """Emotion fine-tuning of the identity network (paper: AffectNet, C_e = 8 or 7), cached.
+
+    Starts from :func:`identity_model`; a new emotion head with ``num_classes`` outputs.
+    Stage A (``epochs[0]``): the rest frozen, head only, SAM around Adam, ``lr[0]``.  Stage B
+    (``epochs[1]``): all weights, ``lr[1]``.  Loss: the class-weighted cross-entropy of
+    eq. (2) (``weighted=False``: plain cross-entropy).  Trained on the imbalanced ``train``
+    split of the AffectNet-like set; its balanced ``val`` split is left for evaluation.
+    """
+    if num_classes not in (7, 8):
+        raise InvalidInputError(f"emotion_model: num_classes must be 8 or 7 (without Contempt), got {num_classes}")
+    epochs = [int(e) for e in epochs]
+    recipe = {"kind": "emotion", "version": RECIPE_VERSION, "backbone": backbone, "img_size": int(img_size),
+              "crop": crop, "seed": int(seed), "epochs": epochs, "identity_epochs": [int(e) for e in identity_epochs],
+              "num_classes": int(num_classes), "weighted": bool(weighted), "batch_size": int(batch_size),
+              "lr": [float(v) for v in lr], "data": "affectnet/train"}
+    extra = {k: recipe[k] for k in ("epochs", "identity_epochs", "batch_size", "lr")}
+    defaults = {"epochs": list(EMOTION_EPOCHS), "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
+                "lr": [1e-3, 1e-4]}
+    tags = (f"{int(num_classes)}cls", "eq2" if weighted else "ce")
+    name = recipe_name("emotion", backbone, img_size, crop, seed, tags=tags,
+                       extra=None if extra == defaults else extra)
+    if not retrain and (model := load_cached(name, recipe)) is not None:
+        return model
+    model = identity_model(backbone, img_size, identity_epochs, crop, seed, progress)
+    train_set = affectnet_data("train", num_classes, img_size, crop, seed, progress)
+    history = train_emotion(model, train_set, weighted=weighted, epochs=epochs, img_size=img_size,
+                            batch_size=batch_size, lr=tuple(lr), crop=crop, seed=seed, progress=progress)
+    return _save(model, name, recipe, history)
+
+
+__all__ = [
+    "model_dir", "crops_dir", "face_crops", "crop_failures", "utkface_split", "identity_data", "lfw_data",
+    "utkface_data", "affectnet_data", "recipe_name", "recipe_path", "recipe_history", "load_cached",
+    "identity_model", "attribute_model", "emotion_model",
+]

@@ -1,0 +1,162 @@
+"""facelab.course: the cached recipes train once, then load; names differ per setting."""
+import pytest
+import torch
+
+from facelab import course
+from facelab.checkpoints import read_checkpoint_config
+from facelab.datasets import read_lfw, read_vggface2
+from facelab.synth import writers
+
+TINY = "test_efficientnet"  # a tiny timm model: the recipes' logic, not their accuracy, is tested here
+PX = 32
+
+
+@pytest.fixture(autouse=True)
+def small_world(tmp_path, monkeypatch):
+    """Caches in tmp_path; tiny versions of the built-in datasets; one torch thread."""
+    monkeypatch.setenv("FACELAB_DATA", str(tmp_path / "synth"))
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FACELAB_MODELS", raising=False)
+    monkeypatch.delenv("FACELAB_CROPS", raising=False)
+    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "vggface2", {"n": 4, "size": 64, "images_per_person": 3})
+    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "lfw", {"n": 4, "size": 64})
+    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "utkface", {"n": 20, "size": 64})
+    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "affectnet", {"n": 16, "size": 64, "n_val_per_class": 1})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Count the calls of the training functions the recipes use."""
+    counts = {"identity": 0, "attributes": 0, "emotion": 0}
+
+    def counting(kind, fn):
+        def wrapper(*args, **kw):
+            counts[kind] += 1
+            return fn(*args, **kw)
+        return wrapper
+
+    monkeypatch.setattr(course, "train_identity", counting("identity", course.train_identity))
+    monkeypatch.setattr(course, "train_attributes", counting("attributes", course.train_attributes))
+    monkeypatch.setattr(course, "train_emotion", counting("emotion", course.train_emotion))
+    return counts
+
+
+def small(**kw):
+    return dict(backbone=TINY, img_size=PX, crop="center", progress=False, **kw)
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_cache_folders_follow_the_environment(small_world, monkeypatch):
+    assert course.model_dir() == small_world / "cache" / "models"
+    assert course.crops_dir() == small_world / "cache" / "crops"
+    monkeypatch.setenv("FACELAB_MODELS", str(small_world / "m"))
+    monkeypatch.setenv("FACELAB_CROPS", str(small_world / "c"))
+    assert course.model_dir() == small_world / "m" and course.crops_dir() == small_world / "c"
+
+
+def test_recipe_names_are_fixed_and_differ_per_setting():
+    base = course.recipe_name("identity", "mobilenetv1_100", 64, "tight", 0)
+    assert base == "course_identity_mobilenetv1_100_64px_tight_s0"
+    others = {
+        course.recipe_name("identity", "efficientnet_b0", 64, "tight", 0),
+        course.recipe_name("identity", "mobilenetv1_100", 48, "tight", 0),
+        course.recipe_name("identity", "mobilenetv1_100", 64, "center", 0),
+        course.recipe_name("identity", "mobilenetv1_100", 64, "tight", 1),
+        course.recipe_name("identity", "mobilenetv1_100", 64, "tight", 0, extra={"epochs": [1, 2]}),
+        course.recipe_name("identity", "mobilenetv1_100", 64, "tight", 0, extra={"epochs": [1, 3]}),
+        course.recipe_name("emotion", "mobilenetv1_100", 64, "tight", 0, tags=("8cls", "eq2")),
+    }
+    assert base not in others and len(others) == 7
+
+
+def test_face_crops_are_made_once_in_the_dataset_layout(monkeypatch):
+    import facelab.prepare
+
+    prepared = []
+    real = facelab.prepare.prepare_dataset
+    monkeypatch.setattr(facelab.prepare, "prepare_dataset", lambda *a, **k: prepared.append(k) or real(*a, **k))
+    tight = course.face_crops("lfw", "tight", PX, progress=False)
+    center = course.face_crops("lfw", "center", PX, progress=False)
+    assert tight != center and len(prepared) == 2
+    assert course.face_crops("lfw", "tight", PX, progress=False) == tight and len(prepared) == 2  # cached
+    source = read_lfw(writers.ensure_dataset("lfw", **writers.NOTEBOOK_DEFAULTS["lfw"], progress=False))
+    for folder in (tight, center):
+        crops = read_lfw(folder)
+        failed = len(course.crop_failures(folder))
+        assert len(crops) + failed == len(source)  # every photo is a crop or a listed failure
+        image, labels = crops[0]
+        assert image.shape == (PX, PX, 3) and "identity" in labels
+    assert len(course.crop_failures(center)) == 0  # the centre crop needs no detector
+
+
+def test_identity_recipe_trains_once_then_loads(calls):
+    first = course.identity_model(**small(epochs=(1, 1)))
+    assert calls["identity"] == 1
+    name = first.course_name
+    assert name.startswith(f"course_identity_{TINY}_{PX}px_center_s0")
+    assert course.recipe_path(name).is_file()
+    history = course.recipe_history(name)
+    assert list(history["stage"]) == ["A", "B"]
+
+    second = course.identity_model(**small(epochs=(1, 1)))
+    assert calls["identity"] == 1  # loaded, not trained
+    assert second.course_name == name
+    before, after = weights(first), weights(second)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    people = len(read_vggface2(course.face_crops("vggface2", "center", PX, progress=False)).label_names["identity"])
+    assert second.head_sizes == {"identity": people}
+    recipe = read_checkpoint_config(course.recipe_path(name))["extra"]["recipe"]
+    assert recipe["kind"] == "identity" and recipe["epochs"] == [1, 1] and recipe["crop"] == "center"
+
+    third = course.identity_model(**small(epochs=(1, 1), seed=1))  # another setting -> another file
+    assert calls["identity"] == 2 and third.course_name != name
+
+
+def test_a_stale_cached_recipe_is_retrained(calls, monkeypatch):
+    course.identity_model(**small(epochs=(1, 0)))
+    monkeypatch.setattr(course, "RECIPE_VERSION", course.RECIPE_VERSION + 1)
+    course.identity_model(**small(epochs=(1, 0)))
+    assert calls["identity"] == 2
+    course.identity_model(**small(epochs=(1, 0)))
+    assert calls["identity"] == 2
+
+
+def test_attribute_recipe_reuses_the_identity_model_and_keeps_its_backbone(calls):
+    identity = course.identity_model(**small(epochs=(1, 1)))
+    attributes = course.attribute_model(**small(epochs=1, identity_epochs=(1, 1)))
+    assert calls == {"identity": 1, "attributes": 1, "emotion": 0}
+    assert {"age", "gender", "race", "identity"} <= set(attributes.head_sizes)
+    ident = identity.backbone.state_dict()
+    assert all(torch.equal(v, ident[k]) for k, v in attributes.backbone.state_dict().items())  # frozen backbone
+    again = course.attribute_model(**small(epochs=1, identity_epochs=(1, 1)))
+    assert calls["attributes"] == 1 and again.course_name == attributes.course_name
+    train, test = course.utkface_data(PX, "center", progress=False)
+    assert len(train) + len(test) == 20 and not set(train.paths) & set(test.paths)
+
+
+def test_emotion_recipe_trains_once_and_names_its_classes(calls):
+    model = course.emotion_model(**small(epochs=(1, 1), identity_epochs=(1, 0)))
+    assert calls == {"identity": 1, "attributes": 0, "emotion": 1}
+    assert model.head_sizes["emotion"] == 8 and "_8cls_eq2_" in model.course_name
+    again = course.emotion_model(**small(epochs=(1, 1), identity_epochs=(1, 0)))
+    assert calls["emotion"] == 1 and again.course_name == model.course_name
+    plain = course.emotion_model(**small(epochs=(1, 1), identity_epochs=(1, 0), weighted=False, num_classes=7))
+    assert calls["emotion"] == 2 and "_7cls_ce_" in plain.course_name and plain.head_sizes["emotion"] == 7
+
+
+def test_bad_arguments_are_named():
+    from facelab.errors import CheckpointError, InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="num_classes"):
+        course.emotion_model(**small(num_classes=6))
+    with pytest.raises(InvalidInputError, match="unknown dataset"):
+        course.face_crops("imagenet", progress=False)
+    with pytest.raises(CheckpointError, match="no training history"):
+        course.recipe_history("course_identity_nothing")
