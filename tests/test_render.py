@@ -126,6 +126,28 @@ def test_confusable_pairs_share_action_controls():
     assert "lip_corner_one_side" in EXPRESSIONS["Contempt"] and "lip_corner_pull" in EXPRESSIONS["Happiness"]
 
 
+def test_confusable_pairs_are_nearest_in_pixels():
+    """At moderate intensity the pixel distance between emotions mirrors real data:
+    Surprise is nearest to Fear, Anger to Disgust, Contempt to Neutral then Happiness."""
+    people = sample_people(4, 4)
+    dist = {}
+    for p in people:
+        img = {e: render_face(p, age=35, emotion=e, intensity=0.6, nuisance=CLEAN).image.astype(float)
+               for e in EMOTIONS_8}
+        for a in EMOTIONS_8:
+            for b in EMOTIONS_8:
+                dist[a, b] = dist.get((a, b), 0.0) + np.abs(img[a] - img[b]).mean()
+
+    def nearest(e, among):
+        return min(among, key=lambda o: dist[e, o])
+
+    others = list(EMOTIONS_8)
+    assert nearest("Surprise", [o for o in others if o != "Surprise"]) == "Fear"
+    assert nearest("Anger", [o for o in others if o not in ("Anger", "Neutral", "Contempt")]) == "Disgust"
+    assert nearest("Contempt", [o for o in others if o != "Contempt"]) == "Neutral"
+    assert nearest("Contempt", ["Happiness", "Fear", "Surprise", "Anger", "Disgust"]) == "Happiness"
+
+
 def test_sample_nuisance_level_zero_is_clean_and_level_one_is_bounded():
     rng = np.random.default_rng(0)
     clean = sample_nuisance(rng, 0.0)

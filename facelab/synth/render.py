@@ -662,8 +662,8 @@ def _mouth_curves(f: _Face):
     mw = f.mouth_w
     pull, one, dep = c["lip_corner_pull"], c["lip_corner_one_side"], c["lip_corner_depress"]
     base_up = 0.07 * pull - 0.055 * dep - 0.01 * c["lip_stretch"]
-    cu = np.where(t > 0, base_up + 0.055 * one, base_up)          # contempt: one corner only
-    x = t * (mw + np.where(t > 0, 0.03 * one, 0.0))
+    cu = np.where(t > 0, base_up + 0.07 * one, base_up)           # contempt: one corner only
+    x = t * (mw + np.where(t > 0, 0.035 * one, 0.0))
     ymid = f.mouth_y - 0.012 * c["upper_lip_raise"] - 0.01 * c["chin_raise"] + 0.01 * dep
     line = ymid - cu * np.abs(t) ** 1.8 + 0.004 * pull
     opening = 0.095 * c["jaw_drop"] + 0.02 * c["upper_lip_raise"] + 0.012 * c["lip_stretch"] * c["jaw_drop"]

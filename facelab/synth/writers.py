@@ -42,7 +42,7 @@ from .. import labels as L
 from ..errors import InvalidInputError
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever the renderer or a writer changes its output
 DATASETS = ("vggface2", "lfw", "utkface", "affectnet", "afew", "vgaf", "scenes")
 #: First person id of each dataset's people (world ``seed``); ranges never overlap.
 PERSON_ID_BASE = {"vggface2/train": 0, "vggface2/test": 100_000, "lfw": 200_000,
