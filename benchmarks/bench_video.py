@@ -269,7 +269,13 @@ def descriptors(args) -> None:
     from facelab.synth.writers import ensure_dataset
     from facelab.video import face_network
 
-    model = train_emotion_model(args)
+    if args.model:
+        from facelab.checkpoints import load_checkpoint
+
+        model = load_checkpoint(args.model)
+        print(f"emotion model: {args.model} ({model.backbone_name} at {model.preprocessing['image_size']} px)")
+    else:
+        model = train_emotion_model(args)
     network = face_network(model, precision="fp32")
     for name, reader, key, group, n, size in (("afew", read_afew, "emotion", False, args.afew_n, 96),
                                                ("vgaf", read_vgaf, "group", True, args.vgaf_n, 128)):
@@ -305,6 +311,8 @@ def main(argv=None) -> None:
     d.add_argument("--descriptors", action="store_true",
                    help="instead of speed/memory: train a small emotion CNN on the AffectNet-like face world "
                         "and compare clip descriptors on AFEW-/VGAF-like clips (minutes)")
+    d.add_argument("--model", default=None,
+                   help="an emotion checkpoint to use (e.g. from notebook 04) instead of training a small one")
     d.add_argument("--img-size", type=int, default=48)
     d.add_argument("--epochs", type=int, nargs=2, default=(1, 12), help="stage A, stage B epochs")
     d.add_argument("--lr", type=float, nargs=2, default=(3e-3, 2e-3),

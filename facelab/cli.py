@@ -622,11 +622,12 @@ def add_synth(sub) -> None:
 
 
 # --- parser -------------------------------------------------------------------
-ADDERS = [add_tour, add_video_features, add_video_classify, add_train, add_evaluate, add_predict, add_export_onnx, add_synth, add_detect, add_prepare]
+ADDERS = [add_tour, add_synth, add_detect, add_prepare, add_train, add_evaluate, add_predict, add_export_onnx,
+          add_video_features, add_video_classify]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="facelab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="facelab", description="facelab: face detection, multi-task training, prediction and video descriptors (images are RGB).")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")

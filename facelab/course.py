@@ -259,7 +259,8 @@ def attribute_model(backbone: str = "mobilenetv1_100", img_size: int = COURSE_IM
     Starts from :func:`identity_model` (cached or trained now), adds gender (one FC layer),
     race (one FC layer, class-weighted loss of eq. (2)) and age (hidden FC + FC over 100 age
     classes) on x and trains only those heads on the training part of the UTKFace-like set
-    (:func:`utkface_data`); the backbone stays exactly as it was.
+    (:func:`utkface_data`); the backbone stays exactly as it was.  The history records the
+    held-out part's metrics after every epoch (``val_*`` columns; nothing is chosen with them).
     """
     recipe = {"kind": "attributes", "version": RECIPE_VERSION, "backbone": backbone, "img_size": int(img_size),
               "crop": crop, "seed": int(seed), "epochs": int(epochs), "identity_epochs": [int(e) for e in identity_epochs],
@@ -272,9 +273,10 @@ def attribute_model(backbone: str = "mobilenetv1_100", img_size: int = COURSE_IM
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
     model = identity_model(backbone, img_size, identity_epochs, crop, seed, progress)
-    train_set, _ = utkface_data(img_size, crop, seed, progress)
+    train_set, test_set = utkface_data(img_size, crop, seed, progress)
     history = train_attributes(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size, lr=lr,
-                               race_weighted=race_weighted, top_l=top_l, crop=crop, seed=seed, progress=progress)
+                               race_weighted=race_weighted, top_l=top_l, val_set=test_set, crop=crop, seed=seed,
+                               progress=progress)
     return _save(model, name, recipe, history)
 
 

@@ -1,0 +1,374 @@
+"""Training claims of issues 3 and 4, measured on the built-in face world (README figures).
+
+From random weights (no ImageNet weights can be downloaded here), mobilenetv1_100 at 64 px,
+tight MTCNN crops (``facelab.prepare``) of the notebook-sized datasets:
+
+A. issue 3 -- a small CNN trained from scratch for <= 3 min on 2 cores on the AffectNet-like
+   set reaches 55-95 % on its *balanced* validation set; the largest confusions are between
+   fear/surprise, anger/disgust, contempt/neutral/happiness.
+B. issue 4 -- identity pre-training in <= 3 min reaches >= 80 % on the LFW protocol
+   (Table 1: 1 gallery photo per person, nearest neighbour, mean of 10 splits) over people
+   it never saw.  Also measured: the notebook recipe (``facelab.course`` defaults).
+C. issue 4 -- eq. (2) (class-weighted cross-entropy) gives a higher balanced validation
+   accuracy than plain cross-entropy (same seed, same budget, from scratch).
+D. issue 4 -- the age expectation of eq. (1) gives a lower MAE than the argmax age
+   (attribute heads on the frozen identity backbone of B, UTKFace-like set, held-out 20 %).
+E. issue 4 -- fine-tuning all weights of the identity network of B for emotion beats a
+   linear head on its frozen features.
+
+**Budget.**  "3 minutes on 2 cores" is turned into a fixed number of training images
+(``--budget``, default 30,000): mobilenetv1_100 trains at about 170 img/s at 64 px on the
+2 idle cores (design.md), so 3 min ~ 30,000 images.  Wall-clock time on a shared machine
+says nothing, so every run prints its images, CPU seconds and wall seconds; an image seen
+by a SAM step counts twice (two forward/backward passes).  Stage A on a frozen backbone
+costs one forward pass per image (features cached) and is reported in CPU seconds.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_training.py [--quick] [--threads 1]
+        [--budget 30000] [--claims ABCDE] [--json build/bench/training.json]
+
+``--quick`` runs everything on tiny datasets with a tiny budget (a smoke test: the figures
+mean nothing).  Datasets and crops are cached (``ensure_dataset`` / ``data/cache/crops``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__main__":  # before torch starts its thread pool
+    for _i, _a in enumerate(sys.argv):
+        if _a == "--threads" and _i + 1 < len(sys.argv):
+            os.environ["OMP_NUM_THREADS"] = sys.argv[_i + 1]
+        elif _a.startswith("--threads="):
+            os.environ["OMP_NUM_THREADS"] = _a.split("=", 1)[1]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import torch
+
+from facelab import labels as L
+from facelab.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
+from facelab.evaluate import evaluate_attributes, evaluate_emotion, evaluate_identity
+from facelab.models import MultiTaskNet
+from facelab.prepare import prepare_dataset
+from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
+from facelab.train import preload, train_attributes, train_emotion, train_identity
+
+REPO = Path(__file__).resolve().parents[1]
+BACKBONE = "mobilenetv1_100"
+IMG_SIZE = 64
+IDLE_RATE = 170.0  # img/s, mobilenetv1_100 training at 64 px on 2 idle cores (design.md section 3)
+NAMED_PAIRS = {frozenset(p) for p in [("Fear", "Surprise"), ("Anger", "Disgust"), ("Contempt", "Neutral"),
+                                      ("Contempt", "Happiness"), ("Neutral", "Happiness")]}
+
+#: Identity training data: "notebook" = NOTEBOOK_DEFAULTS (100 people x 20 photos); the
+#: recommended recipe uses more people with fewer photos each.
+IDENTITY_DATA = {"notebook": {"n": NOTEBOOK_DEFAULTS["vggface2"]["n"]},
+                 "many": {"n": 1000, "images_per_person": 6}}
+QUICK_DATA = {"vggface2": {"n": 12, "images_per_person": 4}, "lfw": {"n": 12},
+              "utkface": {"n": 60}, "affectnet": {"n": 64, "n_val_per_class": 4}}
+
+
+# =====================================================================================
+# Measuring
+# =====================================================================================
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads) and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Timer:
+    """``with Timer() as t: ...`` -> t.wall, t.cpu (seconds)."""
+
+    def __enter__(self):
+        self.w0, self.c0 = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.w0, cpu_seconds() - self.c0
+
+
+def machine() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "load_avg_1min": round(os.getloadavg()[0], 1),
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
+
+
+# =====================================================================================
+# Data: built-in datasets -> tight MTCNN crops at 64 px (cached), preloaded
+# =====================================================================================
+def tight_crops(name: str, size: int = IMG_SIZE, **data_kw) -> Path:
+    """``ensure_dataset(name, **data_kw)`` cropped once with the paper's tight crop
+    (``prepare_dataset``; photos without a face are listed in ``failures.csv``)."""
+    kw = {k: v for k, v in NOTEBOOK_DEFAULTS[name].items() if k != "n"}
+    kw.update(data_kw)
+    kw.setdefault("n", NOTEBOOK_DEFAULTS[name]["n"])
+    source = ensure_dataset(name, progress=False, **kw)
+    out = REPO / "data" / "cache" / "crops" / f"{source.name}-tight-{size}px"
+    prepare_dataset(source, out, policy="tight", size=size, progress=False)
+    return out
+
+
+def utk_split(dataset, train_fraction=0.8, seed=0):
+    """Seeded random (train, held-out) split of a UTKFace-style set (one person per photo)."""
+    order = np.random.default_rng([seed, 3]).permutation(len(dataset))
+    cut = int(round(train_fraction * len(dataset)))
+    return dataset.subset(sorted(order[:cut].tolist())), dataset.subset(sorted(order[cut:].tolist()))
+
+
+def load_data(quick: bool, identity_sets=("notebook", "many")) -> dict:
+    """Every dataset the claims need, preloaded at IMG_SIZE."""
+    q = QUICK_DATA if quick else {}
+    data = {}
+    with Timer() as t:
+        for key in identity_sets:
+            kw = q.get("vggface2") or IDENTITY_DATA[key]
+            data[f"vgg_{key}"] = preload(read_vggface2(tight_crops("vggface2", **kw), "train"), IMG_SIZE, progress=False)
+        data["lfw"] = preload(read_lfw(tight_crops("lfw", **q.get("lfw", {}))), IMG_SIZE, progress=False)
+        aff = tight_crops("affectnet", **q.get("affectnet", {}))
+        data["aff_train"] = preload(read_affectnet(aff, "train"), IMG_SIZE, progress=False)
+        data["aff_val"] = preload(read_affectnet(aff, "val"), IMG_SIZE, progress=False)
+        utk_train, utk_test = utk_split(read_utkface(tight_crops("utkface", **q.get("utkface", {}))))
+        data["utk_train"] = preload(utk_train, IMG_SIZE, progress=False)
+        data["utk_test"] = preload(utk_test, IMG_SIZE, progress=False)
+    sizes = {k: len(v) for k, v in data.items()}
+    print(f"data (tight crops {IMG_SIZE}px): {sizes}  [{t.wall:.0f} s wall, {t.cpu:.0f} s CPU]", flush=True)
+    return data
+
+
+def epochs_for(budget: int, n_images: int, sam: bool = False) -> int:
+    """Whole epochs over ``n_images`` that fit the image budget (a SAM step counts twice)."""
+    return max(1, int(round(budget / (n_images * (2 if sam else 1)))))
+
+
+# =====================================================================================
+# Metrics
+# =====================================================================================
+def confused_pairs(matrix, classes, k=3):
+    """The ``k`` class pairs mixed up most: C[a, b] + C[b, a] of the row-normalised matrix."""
+    cm = np.asarray(matrix, dtype=float)
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    pairs = [(rates[a, b] + rates[b, a], classes[a], classes[b])
+             for a in range(len(classes)) for b in range(a + 1, len(classes))]
+    pairs.sort(key=lambda p: -p[0])
+    return [{"pair": f"{a}/{b}", "confusion": round(float(c), 3), "named": frozenset((a, b)) in NAMED_PAIRS}
+            for c, a, b in pairs[:k]]
+
+
+def run_record(history, timer, images) -> dict:
+    return {"train_images": int(images), "cpu_s": round(timer.cpu, 1), "wall_s": round(timer.wall, 1),
+            "idle_2core_estimate_s": round(images / IDLE_RATE, 1),
+            "epochs_run": int(len(history)) if history is not None else 0}
+
+
+def backbone_images(history) -> int:
+    """Training images through the backbone (stage B; SAM steps counted twice)."""
+    if history is None or not len(history):
+        return 0
+    rows = history[history["stage"] != "A"] if "stage" in history else history
+    return int(rows["images"].sum()) if "images" in rows else 0
+
+
+# =====================================================================================
+# The runs
+# =====================================================================================
+def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=64, seed=0, label=""):
+    """Identity pre-training from random weights, then the LFW protocol on unseen people."""
+    torch.manual_seed(seed)
+    model = MultiTaskNet(BACKBONE, pretrained=False)
+    with Timer() as t:
+        history = train_identity(model, train, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam), img_size=IMG_SIZE,
+                                 batch_size=batch_size, seed=seed, progress=False)
+    lfw_result = evaluate_identity(model, lfw, img_size=IMG_SIZE)
+    images = backbone_images(history) * (2 if sam[1] else 1)
+    record = {"label": label, "train_people": len(train.label_names.get("identity") or []) or
+              int(train.labels["identity"].max()) + 1, "train_photos": len(train), "epochs": list(epochs),
+              "lr": list(lr), "sam": list(sam), "batch_size": batch_size,
+              "lfw_accuracy": round(lfw_result["accuracy"], 4), "lfw_std": round(lfw_result["std"], 4),
+              "lfw_people": lfw_result["n_people"], "lfw_probes": lfw_result["n_probes"],
+              "final_train_acc": round(float(history["train_acc"].iloc[-1]), 4) if len(history) else None,
+              **run_record(history, t, images)}
+    print(f"  identity {label}: LFW {record['lfw_accuracy']:.1%} +- {record['lfw_std']:.1%} "
+          f"({record['train_people']} people x {len(train) / max(record['train_people'], 1):.1f} photos, "
+          f"epochs {tuple(epochs)}, lr {tuple(lr)}, sam {tuple(sam)}, {images} img, {t.cpu:.0f} s CPU, "
+          f"{t.wall:.0f} s wall)", flush=True)
+    return model, record
+
+
+def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True, False), batch_size=64, seed=0,
+                      label=""):
+    """Emotion training (from whatever ``model`` holds), then balanced accuracy on val."""
+    with Timer() as t:
+        history = train_emotion(model, train, weighted=weighted, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam),
+                                img_size=IMG_SIZE, batch_size=batch_size, seed=seed, progress=False)
+    m = evaluate_emotion(model, val, img_size=IMG_SIZE)
+    images = backbone_images(history) * (2 if sam[1] else 1)
+    classes = m["classes"]
+    cm = np.asarray(m["confusion_matrix"])
+    recall = cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
+    record = {"label": label, "weighted": weighted, "epochs": list(epochs), "lr": list(lr), "sam": list(sam),
+              "batch_size": batch_size, "balanced_accuracy": round(m["balanced_accuracy"], 4),
+              "accuracy": round(m["accuracy"], 4), "val_images": m["n"],
+              "recall": {c: round(float(r), 3) for c, r in zip(classes, recall)},
+              "confusion_matrix": cm.tolist(), "classes": classes,
+              "top_confused_pairs": confused_pairs(cm, classes, k=3), **run_record(history, t, images)}
+    print(f"  emotion {label}: balanced val acc {record['balanced_accuracy']:.1%} (acc {record['accuracy']:.1%}, "
+          f"epochs {tuple(epochs)}, lr {tuple(lr)}, {'eq. (2)' if weighted else 'plain CE'}, {images} img, "
+          f"{t.cpu:.0f} s CPU, {t.wall:.0f} s wall)", flush=True)
+    return record
+
+
+def course_identity_defaults() -> dict:
+    """The notebook recipe's identity settings (facelab.course.identity_model defaults)."""
+    import inspect
+
+    defaults = {"epochs": (1, 6), "lr": (1e-3, 1e-4), "batch_size": 64}
+    try:
+        from facelab import course
+
+        params = inspect.signature(course.identity_model).parameters
+        for key in defaults:
+            if key in params and params[key].default is not inspect.Parameter.empty:
+                defaults[key] = params[key].default
+    except Exception as exc:  # course.py is optional for this benchmark
+        print(f"  (facelab.course unavailable: {exc}; using {defaults})")
+    return {"epochs": tuple(defaults["epochs"]), "lr": tuple(defaults["lr"]), "batch_size": int(defaults["batch_size"])}
+
+
+#: The recommended from-scratch identity recipe (what reaches the issue-4 target; see notes).
+IDENTITY_RECIPE = {"epochs_a": 0, "lr": (1e-3, 2e-3), "sam": (False, False), "batch_size": 64}
+#: From-scratch emotion recipe (claims A and C): no stage A on random weights.
+SCRATCH_EMOTION = {"lr": (1e-3, 1e-3), "sam": (False, False), "batch_size": 64}
+#: Fine-tuning the identity network for emotion (claim E) and the linear-head baseline.
+FINETUNE_EMOTION = {"epochs_a": 2, "lr": (1e-3, 1e-3), "sam": (True, False), "batch_size": 64}
+LINEAR_HEAD_EPOCHS = 20
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny datasets and budget: a smoke test")
+    ap.add_argument("--budget", type=int, default=None, help="training images per run (default 30000, quick 256)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or 1)")
+    ap.add_argument("--claims", default="ABCDE", help="which claims to run (default ABCDE)")
+    ap.add_argument("--json", default=str(REPO / "build" / "bench" / "training.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
+    budget = args.budget or (256 if args.quick else 30_000)
+    claims = set(args.claims.upper())
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} "
+          f"thread(s), load average {info['load_avg_1min']}")
+    print(f"budget: {budget} training images per run (~{budget / IDLE_RATE:.0f} s at {IDLE_RATE:.0f} img/s on "
+          f"2 idle cores); backbone {BACKBONE}, {IMG_SIZE} px, random init" + (" [QUICK: figures mean nothing]"
+                                                                                   if args.quick else ""))
+    result = {"machine": info, "budget_images": budget, "quick": args.quick, "backbone": BACKBONE,
+              "img_size": IMG_SIZE, "claims": {}}
+    need_identity = bool(claims & set("BDE"))
+    data = load_data(args.quick, identity_sets=("notebook", "many") if "B" in claims else
+                     (("many",) if need_identity else ()))
+    verdicts = {}
+
+    if claims & {"A", "C"}:
+        print("A/C: emotion from scratch on the AffectNet-like set (imbalanced train, balanced val)")
+        n = len(data["aff_train"])
+        runs = {}
+        for weighted in ([True, False] if "C" in claims else [True]):
+            torch.manual_seed(0)
+            model = MultiTaskNet(BACKBONE, pretrained=False)
+            e = epochs_for(budget, n)
+            runs[weighted] = train_emotion_run(model, data["aff_train"], data["aff_val"], weighted=weighted,
+                                               epochs=(0, e), lr=SCRATCH_EMOTION["lr"], sam=SCRATCH_EMOTION["sam"],
+                                               batch_size=SCRATCH_EMOTION["batch_size"],
+                                               label="scratch eq2" if weighted else "scratch CE")
+        a = runs[True]
+        named = sum(p["named"] for p in a["top_confused_pairs"])
+        ok = 0.55 <= a["balanced_accuracy"] <= 0.95 and named == len(a["top_confused_pairs"])
+        result["claims"]["A"] = {**a, "named_pairs_in_top3": named, "pass": ok}
+        verdicts["A"] = (ok, f"balanced val acc {a['balanced_accuracy']:.1%} (target 55-95%); top confused pairs "
+                             + ", ".join(f"{p['pair']} {p['confusion']:.2f}{'' if p['named'] else ' (not named)'}"
+                                         for p in a["top_confused_pairs"]))
+        if "C" in claims:
+            c_ok = runs[True]["balanced_accuracy"] > runs[False]["balanced_accuracy"]
+            result["claims"]["C"] = {"eq2": runs[True], "ce": runs[False], "pass": c_ok}
+            verdicts["C"] = (c_ok, f"balanced val acc eq. (2) {runs[True]['balanced_accuracy']:.1%} vs plain CE "
+                                   f"{runs[False]['balanced_accuracy']:.1%}")
+
+    identity_model = None
+    if need_identity:
+        print("B: identity pre-training from scratch, LFW protocol on unseen people")
+        recipe = IDENTITY_RECIPE
+        train = data["vgg_many"]
+        e = epochs_for(budget, len(train), recipe["sam"][1])
+        identity_model, best = train_identity_run(train, data["lfw"], epochs=(recipe["epochs_a"], e), lr=recipe["lr"],
+                                                  sam=recipe["sam"], batch_size=recipe["batch_size"],
+                                                  label="recommended")
+        result["claims"]["B"] = {"recommended": best}
+        if "B" in claims:
+            d = course_identity_defaults()
+            _, nb = train_identity_run(data["vgg_notebook"], data["lfw"], epochs=d["epochs"], lr=d["lr"],
+                                       sam=(True, False), batch_size=d["batch_size"], label="notebook default")
+            result["claims"]["B"]["notebook_default"] = nb
+            ok = best["lfw_accuracy"] >= 0.80
+            result["claims"]["B"]["pass"] = ok
+            verdicts["B"] = (ok, f"LFW {best['lfw_accuracy']:.1%} +- {best['lfw_std']:.1%} (target >= 80%) with "
+                                 f"{best['train_people']} people; notebook default recipe {nb['lfw_accuracy']:.1%}")
+
+    if "D" in claims:
+        print("D: attribute heads on the frozen identity backbone (UTKFace-like, held-out 20%)")
+        model = copy.deepcopy(identity_model)
+        with Timer() as t:
+            history = train_attributes(model, data["utk_train"], epochs=6, lr=1e-3, img_size=IMG_SIZE, progress=False)
+        m = evaluate_attributes(model, data["utk_test"], img_size=IMG_SIZE, top_l=3)
+        rec = {"age_mae_eq1": round(m["age_mae"], 3), "age_mae_argmax": round(m["age_mae_argmax"], 3), "top_l": 3,
+               "gender_accuracy": round(m["gender_accuracy"], 4), "race_balanced_accuracy":
+               round(m["race_balanced_accuracy"], 4), "test_images": m["age_n"], **run_record(history, t, 0)}
+        rec["pass"] = rec["age_mae_eq1"] < rec["age_mae_argmax"]
+        result["claims"]["D"] = rec
+        print(f"  age MAE eq. (1) {rec['age_mae_eq1']:.2f} vs argmax {rec['age_mae_argmax']:.2f} years; gender "
+              f"{rec['gender_accuracy']:.1%}, race balanced {rec['race_balanced_accuracy']:.1%} ({t.cpu:.0f} s CPU)")
+        verdicts["D"] = (rec["pass"], f"age MAE eq. (1) {rec['age_mae_eq1']:.2f} < argmax {rec['age_mae_argmax']:.2f}")
+
+    if "E" in claims:
+        print("E: emotion from the identity network: linear head on frozen x vs fine-tuning all weights")
+        lin = train_emotion_run(copy.deepcopy(identity_model), data["aff_train"], data["aff_val"], weighted=True,
+                                epochs=(LINEAR_HEAD_EPOCHS, 0), lr=(1e-3, 1e-3), sam=(True, False),
+                                label="linear head (frozen)")
+        f = FINETUNE_EMOTION
+        e = epochs_for(budget, len(data["aff_train"]), f["sam"][1])
+        fine = train_emotion_run(copy.deepcopy(identity_model), data["aff_train"], data["aff_val"], weighted=True,
+                                 epochs=(f["epochs_a"], e), lr=f["lr"], sam=f["sam"], batch_size=f["batch_size"],
+                                 label="fine-tuned")
+        ok = fine["balanced_accuracy"] > lin["balanced_accuracy"]
+        result["claims"]["E"] = {"linear_head": lin, "fine_tuned": fine, "pass": ok}
+        verdicts["E"] = (ok, f"balanced val acc fine-tuned {fine['balanced_accuracy']:.1%} vs linear head "
+                             f"{lin['balanced_accuracy']:.1%}")
+
+    print("\nclaim  result  figure")
+    for key in sorted(verdicts):
+        ok, text = verdicts[key]
+        print(f"  {key}    {'PASS' if ok else 'FAIL'}    {text}")
+    result["load_avg_1min_end"] = round(os.getloadavg()[0], 1)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"figures written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
