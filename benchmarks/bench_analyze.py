@@ -18,7 +18,8 @@ Each rate is printed with its ratio to (a) (``3.4x``) on the line naming the bac
 the network-only rate at batch 32 and the fraction of the machine's measured GEMM rate it
 achieves (FLOPs per image x images/s / GEMM FLOP/s; bf16 GEMM for bf16 runs, fp32 otherwise),
 and an end-to-end number (MTCNN detection included: facelab batches same-size images; the
-naive loop detects image by image).
+naive loop detects image by image).  Repeats go round-robin over the methods, so background
+load hits all of them alike; still, run it on a quiet machine (the load average is printed).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ import torch  # noqa: E402
 
 BATCH = 32
 SIZE = 224
+GEMM_N = 2048
 
 
 # --- machine --------------------------------------------------------------------------
@@ -77,16 +79,24 @@ def describe_machine() -> None:
 
 def timed(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    return timed_interleaved({"fn": fn}, repeats)["fn"]
+
+
+def timed_interleaved(fns: dict, repeats: int) -> dict:
+    """Median wall time of every ``fns[key]()``; the repeats go round-robin over the keys,
+    so a change in background load hits every method alike.  One warm-up run each."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(ts) for key, ts in times.items()}
 
 
-def gemm_rate(dtype, n: int = 2048, repeats: int = 7) -> float:
+def gemm_rate(dtype, n: int = GEMM_N, repeats: int = 7) -> float:
     """Measured FLOP/s of one large n x n x n matmul (2 n^3 FLOPs)."""
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(dtype)
@@ -184,18 +194,25 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
         crops = crop_faces(images, per_image, size=SIZE, policy="tight")
         return analyzer.predict_crops(crops)
 
-    rates = {"naive": n_faces / timed(lambda: naive_faces(model, transform, images, per_image), args.repeats)}
-    for key, analyzer in analyzers.items():
-        rates[key] = n_faces / timed(lambda a=analyzer: facelab_faces(a), args.repeats)
+    # (a)-(d): crop + network on the known boxes, round-robin over the methods
+    fns = {"naive": lambda: naive_faces(model, transform, images, per_image)}
+    fns.update({key: (lambda a=analyzer: facelab_faces(a)) for key, analyzer in analyzers.items()})
+    rates = {key: n_faces / t for key, t in timed_interleaved(fns, args.repeats).items()}
 
     # network only, batch 32 (crops prepared beforehand)
     crops = crop_faces(images, per_image, size=SIZE)[:BATCH]
-    net_rates = {key: BATCH / timed(lambda a=a: a.predict_crops(crops), max(args.repeats, 5))
-                 for key, a in analyzers.items()}
+    net_fns = {key: (lambda a=a: a.predict_crops(crops)) for key, a in analyzers.items()}
+    n = GEMM_N
+    mats = {dt: [torch.randn(n, n, generator=torch.Generator().manual_seed(k)).to(dt) for k in (1, 2)]
+            for dt in (torch.float32, torch.bfloat16)}
+    net_fns["gemm_fp32"] = lambda: torch.matmul(*mats[torch.float32])
+    net_fns["gemm_bf16"] = lambda: torch.matmul(*mats[torch.bfloat16])
+    net_times = timed_interleaved(net_fns, max(args.repeats, 5))  # GEMM measured alongside
+    gemm = {kind: 2 * n ** 3 / net_times.pop(f"gemm_{kind}") for kind in ("fp32", "bf16")}
+    net_rates = {key: len(crops) / t for key, t in net_times.items()}
 
     # end to end (detection included), facelab default vs naive
     detector = get_detector(20)
-    e2e = {}
     counts = {}
 
     def run_facelab():
@@ -205,16 +222,16 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
     def run_naive():
         counts["naive"] = len(naive_end_to_end(model, transform, images, detector))
 
-    e2e["facelab"] = timed(run_facelab, args.repeats)
-    e2e["naive"] = timed(run_naive, args.repeats)
+    e2e = timed_interleaved({"facelab": run_facelab, "naive": run_naive}, args.repeats)
 
     flops = flops_per_image(model)
     default_precision = analyzers["default"].precision
     return dict(name=name, rates=rates, net_rates=net_rates, e2e=e2e, counts=counts, flops=flops,
-                precision=default_precision, n_faces=n_faces)
+                precision=default_precision, n_faces=n_faces, gemm=gemm)
 
 
-def report(r: dict, gemm: dict) -> None:
+def report(r: dict) -> None:
+    gemm = r["gemm"]
     rates, naive = r["rates"], r["rates"]["naive"]
     parts = [f"naive {naive:6.1f} faces/s"]
     labels = {"fp32": "facelab fp32", "default": f"facelab default ({r['precision']})", "onnx": "onnxruntime"}
@@ -232,7 +249,8 @@ def report(r: dict, gemm: dict) -> None:
         kind = "bf16" if key == "default" and r["precision"] == "bf16" else "fp32"
         frac = r["flops"] * rate / gemm[kind]
         pieces.append(f"{labels[key]} {rate:6.1f} img/s = {100 * frac:4.1f}% of {kind} GEMM")
-    print(f"{r['name']} network only, batch {BATCH}, {gflops:.2f} GFLOP/img: " + " | ".join(pieces))
+    print(f"{r['name']} network only, batch {BATCH}, {gflops:.2f} GFLOP/img (GEMM measured alongside: "
+          f"fp32 {gemm['fp32'] / 1e9:.0f}, bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s): " + " | ".join(pieces))
     bound = gemm["bf16"] / r["flops"]
     print(f"{r['name']} bf16-GEMM bound {bound:6.1f} img/s; facelab default reaches "
           f"{100 * r['net_rates']['default'] / bound:.1f}% of it")
@@ -253,7 +271,7 @@ def main(argv=None) -> int:
 
     describe_machine()
     gemm = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
-    print(f"measured GEMM (2048^3 matmul): fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s, "
+    print(f"measured GEMM ({GEMM_N}^3 matmul, alone): fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s, "
           f"bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s")
     t0 = time.perf_counter()
     images, boxes = face_world_photos(args.faces)
@@ -261,7 +279,7 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t0:.1f} s); times are medians of {args.repeats} repeats\n")
     for name in args.backbones.split(","):
         r = bench_backbone(name.strip(), images, boxes, args)
-        report(r, gemm)
+        report(r)
         print()
     targets_note = ("targets: facelab default >= 3x naive on efficientnet_b0 @224 (crop+network); "
                     "mobilenetv1_100 batch 32 >= 30% of the bf16-GEMM bound")
