@@ -31,6 +31,7 @@ is the same as running the frozen backbone in every step, only much faster.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -213,6 +214,31 @@ def normalize(images: torch.Tensor, mean=L.IMAGENET_MEAN, std=L.IMAGENET_STD) ->
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def augment_faces(images: torch.Tensor, generator=None, *, flip: bool = True, shift: float = 0.06,
+                  scale: float = 0.08, rotate: float = 10.0) -> torch.Tensor:
+    """Random training augmentation of a uint8 batch (N, 3, S, S), as one tensor operation:
+    a horizontal flip (probability 1/2), a shift of up to ``shift`` x S pixels, a zoom of
+    1 +- ``scale`` and a rotation of up to +-``rotate`` degrees (one affine grid per image,
+    ``grid_sample`` with border padding).  Small CNNs trained from random weights on a few
+    thousand faces overfit without it; the random numbers come from ``generator`` so that
+    a seeded run (and a resumed one) sees the same augmented images.
+    """
+    n = len(images)
+    if n == 0:
+        return images
+    u = torch.rand(n, 5, generator=generator)
+    angle = (u[:, 0] * 2 - 1) * rotate * torch.pi / 180
+    zoom = 1 + (u[:, 1] * 2 - 1) * scale
+    sign = torch.where(u[:, 4] < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos * sign, -sin, (u[:, 2] * 2 - 1) * shift * 2], 1),
+                         torch.stack([sin * sign, cos, (u[:, 3] * 2 - 1) * shift * 2], 1)], 1)
+    x = images.float()
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def batches(inputs: torch.Tensor, labels: dict, batch_size: int, *, shuffle: bool, generator=None, shard=(0, 1)):
     """Yield ``(inputs[idx], {key: labels[key][idx]})`` for consecutive chunks of a (shuffled)
     order.  ``generator`` (a seeded torch.Generator) makes the shuffling reproducible.
@@ -291,23 +317,33 @@ def class_counts(values: torch.Tensor, num_classes: int) -> list[int]:
 # One epoch
 # =====================================================================================
 def train_one_epoch(forward, inputs, labels, objective, optimizer, *, batch_size, generator, use_sam,
-                    deadline=None, progress=True, desc="train", shard=(0, 1)):
+                    deadline=None, progress=True, desc="train", shard=(0, 1), augment=False, lr_at=None, step0=0):
     """One pass over the shuffled training data.  ``forward(batch_inputs) -> {head: logits}``.
 
     With SAM (``use_sam``) every step computes two gradients: at w (first_step moves to
     w + rho g/||g||) and at the perturbed weights (second_step restores w and updates it).
     Stops early (returns ``finished=False``) when ``deadline`` (time.monotonic) passes.
     ``shard=(rank, world_size)``: this process's share of every batch (see :func:`batches`).
+    ``augment``: pass each batch of uint8 images through :func:`augment_faces` first.
+    ``lr_at(step)``: the learning rate of the ``step``-th update of the stage (``step0`` = the
+    updates before this epoch), set before every update; None keeps the optimizer's rate.
     """
     from tqdm.auto import tqdm
 
     total_loss, seen, correct, counted, finished = 0.0, 0, Counter(), Counter(), True
     bar = tqdm(total=len(inputs), desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
+    step = step0
     for batch_inputs, batch_labels in batches(inputs, labels, batch_size, shuffle=True, generator=generator,
                                               shard=shard):
         if deadline is not None and _all_agree_to_stop(time.monotonic() > deadline, shard):
             finished = False
             break
+        if augment:
+            batch_inputs = augment_faces(batch_inputs, generator)
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+        step += 1
         loss, stats = objective(forward(batch_inputs), batch_labels)
         loss.backward()
         if use_sam:
@@ -418,6 +454,15 @@ class Stage:
     lr: float
     train_backbone: bool
     sam: bool
+    augment: bool = False  # random flips/shifts/zooms (only when images go through the backbone)
+    cosine: bool = False   # learning rate from ``lr`` down to 0 along a half cosine over the stage
+
+    def lr_at(self, steps_per_epoch: int):
+        """step -> learning rate (None: constant ``lr``)."""
+        if not self.cosine:
+            return None
+        total = max(1, self.epochs * steps_per_epoch)
+        return lambda step: self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 def _make_optimizer(params, stage: Stage, rho: float):
@@ -560,6 +605,7 @@ def fit_stages(model: MultiTaskNet, task: str, train: FaceTensors, stages: list[
         part = TrainedPart(model, objective.heads, from_features=not stage.train_backbone, device=device,
                            amp=use_amp)
         forward = _distributed_wrapper(part, device) if world > 1 else part
+        steps_per_epoch = -(-len(train_inputs) // batch_size)
 
         for epoch in range(start_epoch, stage.epochs):
             if deadline is not None and _all_agree_to_stop(time.monotonic() > deadline, (rank, world)):
@@ -570,7 +616,9 @@ def fit_stages(model: MultiTaskNet, task: str, train: FaceTensors, stages: list[
             row.update(train_one_epoch(
                 forward, train_inputs, train.labels, objective, optimizer, batch_size=batch_size,
                 generator=generator, use_sam=stage.sam, deadline=deadline, progress=progress,
-                desc=f"{task} {stage.name} epoch {epoch + 1}/{stage.epochs}", shard=(rank, world)))
+                desc=f"{task} {stage.name} epoch {epoch + 1}/{stage.epochs}", shard=(rank, world),
+                augment=stage.augment and stage.train_backbone, lr_at=stage.lr_at(steps_per_epoch),
+                step0=epoch * steps_per_epoch))
             if val is not None:
                 row.update(_validate(model, part, val_inputs, val.labels, objective, batch_size * 2, top_l))
             row["seconds"] = time.monotonic() - started
@@ -670,7 +718,8 @@ def train_identity(model: MultiTaskNet, train_set, *, epochs=(1, 10), img_size: 
                    batch_size: int = 64, lr=(1e-3, 1e-4), sam=(True, False), rho: float = 0.05,
                    val_set=None, crop: str = "tight", seed: int = 0, device=None, max_seconds: float | None = None,
                    checkpoint=None, resume=None, callback=None, progress: bool = True,
-                   num_workers: int = 0, amp: bool | None = None) -> pd.DataFrame:
+                   num_workers: int = 0, amp: bool | None = None, augment: bool = True,
+                   cosine: bool = False) -> pd.DataFrame:
     """Face-recognition pre-training (paper: VGGFace2, 8541 people).
 
     A new identity head with one output per training person (kept if the model already
@@ -678,7 +727,9 @@ def train_identity(model: MultiTaskNet, train_set, *, epochs=(1, 10), img_size: 
     around Adam with ``lr[0]``.  Stage B: ``epochs[1]`` epochs, all weights, ``lr[1]``
     (``sam[1]``: SAM in stage B too, off by default).  ``val_set`` (same people) is
     evaluated after every epoch.  ``crop`` records how the faces were cropped (by
-    ``facelab prepare``).  Other options: see :func:`fit_stages`.
+    ``facelab prepare``).  ``augment``: random flips, shifts, zooms and small rotations of
+    the faces in stage B (:func:`augment_faces`).  ``cosine``: stage B's learning rate decays
+    from ``lr[1]`` to 0 along a half cosine.  Other options: see :func:`fit_stages`.
     """
     torch.manual_seed(seed)
     img_size, train, val = _prepare(model, train_set, val_set, img_size, crop, num_workers, progress)
@@ -688,7 +739,8 @@ def train_identity(model: MultiTaskNet, train_set, *, epochs=(1, 10), img_size: 
         model.add_head("identity", n, labels=names, replace=True)
     (ea, eb), (la, lb), (sa, sb) = _pair(epochs, "epochs"), _pair(lr, "lr"), _pair(sam, "sam")
     stages = [Stage("A", int(ea), la, train_backbone=False, sam=bool(sa)),
-              Stage("B", int(eb), lb, train_backbone=True, sam=bool(sb))]
+              Stage("B", int(eb), lb, train_backbone=True, sam=bool(sb), augment=bool(augment),
+                    cosine=bool(cosine))]
     settings = _common_settings("identity", img_size, batch_size, crop, seed, {
         "stages": [asdict(s) for s in stages], "rho": rho, "num_identities": n, "train_images": len(train)})
     return fit_stages(model, "identity", train, stages, Objective({"identity": ("ce", None)}), val=val,
@@ -735,7 +787,8 @@ def train_emotion(model: MultiTaskNet, train_set, *, weighted: bool = True, epoc
                   img_size: int | None = None, batch_size: int = 64, lr=(1e-3, 1e-4), sam=(True, False),
                   rho: float = 0.05, val_set=None, crop: str = "tight", seed: int = 0, device=None,
                   max_seconds: float | None = None, checkpoint=None, resume=None, callback=None,
-                  progress: bool = True, num_workers: int = 0, amp: bool | None = None) -> pd.DataFrame:
+                  progress: bool = True, num_workers: int = 0, amp: bool | None = None, augment: bool = True,
+                   cosine: bool = False) -> pd.DataFrame:
     """Emotion fine-tuning (paper: AffectNet, C_e = 8 or 7 classes).
 
     A new emotion head with C_e outputs (C_e from the dataset's emotion vocabulary).
@@ -743,6 +796,8 @@ def train_emotion(model: MultiTaskNet, train_set, *, weighted: bool = True, epoc
     ``epochs[1]`` epochs, all weights, ``lr[1]``.  Loss: the class-weighted cross-entropy of
     eq. (2) with N_c counted on ``train_set`` (``weighted=False``: plain cross-entropy, for
     the comparison).  ``epochs=(3, 0)`` trains only a linear head on frozen identity features.
+    ``augment``: random flips, shifts, zooms and rotations in stage B (:func:`augment_faces`).
+    ``cosine``: stage B's learning rate decays from ``lr[1]`` to 0 along a half cosine.
     """
     torch.manual_seed(seed)
     img_size, train, val = _prepare(model, train_set, val_set, img_size, crop, num_workers, progress)
@@ -753,7 +808,8 @@ def train_emotion(model: MultiTaskNet, train_set, *, weighted: bool = True, epoc
     loss = ("weighted", counts) if weighted else ("ce", None)
     (ea, eb), (la, lb), (sa, sb) = _pair(epochs, "epochs"), _pair(lr, "lr"), _pair(sam, "sam")
     stages = [Stage("A", int(ea), la, train_backbone=False, sam=bool(sa)),
-              Stage("B", int(eb), lb, train_backbone=True, sam=bool(sb))]
+              Stage("B", int(eb), lb, train_backbone=True, sam=bool(sb), augment=bool(augment),
+                    cosine=bool(cosine))]
     settings = _common_settings("emotion", img_size, batch_size, crop, seed, {
         "stages": [asdict(s) for s in stages], "rho": rho, "weighted": weighted, "class_counts": counts,
         "train_images": len(train)})
@@ -764,6 +820,6 @@ def train_emotion(model: MultiTaskNet, train_set, *, weighted: bool = True, epoc
 
 __all__ = [
     "FaceTensors", "preload", "normalize", "resize_faces", "to_chw_uint8", "batches", "Objective", "class_counts",
-    "train_one_epoch", "Stage", "fit_stages", "compute_features", "train_identity", "train_attributes",
+    "train_one_epoch", "augment_faces", "Stage", "fit_stages", "compute_features", "train_identity", "train_attributes",
     "train_emotion",
 ]

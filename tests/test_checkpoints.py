@@ -18,27 +18,10 @@ from facelab.checkpoints import (
     config_path, import_hsemotion, load_checkpoint, read_checkpoint_config, save_checkpoint, save_training_state,
 )
 from facelab.errors import CheckpointError, UnsafeCheckpointError
-from facelab.models import MultiTaskNet
+from conftest import TINY, tiny_model
 
-TINY = "test_efficientnet"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_model(seed=0, **heads):
-    torch.manual_seed(seed)
-    heads = heads or dict(num_identities=3, emotion_classes=8, gender=True, race=True, age=True)
-    model = MultiTaskNet(TINY, age_hidden=8, **heads)
-    model.preprocessing.update(image_size=32, crop="tight")
-    return model.eval()
 
 
 def outputs(model, seed=1):

@@ -9,18 +9,9 @@ from facelab.evaluate import (
     age_mae, balanced_accuracy, classification_metrics, drop_contempt, emotion_metrics, evaluate_attributes,
     evaluate_identity, extract_features, lfw_identification, metrics_table, predict, softmax,
 )
-from facelab.models import MultiTaskNet
+from conftest import tiny_model
 
-TINY = "test_efficientnet"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_accuracy_balanced_accuracy_and_confusion():
@@ -129,9 +120,7 @@ class Faces(torch.utils.data.Dataset):
 
 
 def test_extract_features_keeps_rows_aligned():
-    torch.manual_seed(0)
-    model = MultiTaskNet(TINY)
-    model.preprocessing["image_size"] = 32
+    model = tiny_model()
     with pytest.warns(UserWarning, match="1 of 7"):
         feats = extract_features(model, Faces(7, broken={2}), batch_size=3)
     assert feats.shape == (7, model.num_features)
@@ -143,9 +132,7 @@ def test_extract_features_keeps_rows_aligned():
 
 
 def test_predict_and_task_evaluations():
-    torch.manual_seed(0)
-    model = MultiTaskNet(TINY, gender=True, race=True, age=True, age_hidden=8)
-    model.preprocessing["image_size"] = 32
+    model = tiny_model(gender=True, race=True, age=True)
     p = predict(model, Faces(6), batch_size=4)
     assert p["logits"]["age"].shape == (6, 100) and p["labels"]["age"].tolist() == list(range(20, 26))
     assert np.allclose(softmax(p["logits"]["gender"]).sum(1), 1)

@@ -6,17 +6,9 @@ from torch import nn
 from facelab import labels as L
 from facelab.errors import InvalidInputError, PretrainedWeightsUnavailable
 from facelab.models import MultiTaskNet, create_backbone
+from conftest import TINY, tiny_model
 
-TINY = "test_efficientnet"  # a ~100k-parameter timm model made for tests (x has 256 dims)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name, dim", [("mobilenetv1_100", 1024), ("efficientnet_b0", 1280), ("rexnet_150", 1920)])
@@ -50,8 +42,7 @@ def test_pretrained_offline_names_the_cache(monkeypatch, tmp_path):
 
 
 def test_heads_of_figure_1():
-    model = MultiTaskNet(TINY, num_identities=7, emotion_classes=8, gender=True, race=True, age=True,
-                         age_hidden=16).eval()
+    model = tiny_model(num_identities=7, emotion_classes=8, gender=True, race=True, age=True, age_hidden=16)
     out = model(torch.randn(3, 3, 32, 32))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
         "identity": (3, 7), "gender": (3, 2), "race": (3, 5), "age": (3, 100), "emotion": (3, 8)}
@@ -66,7 +57,7 @@ def test_heads_of_figure_1():
 
 
 def test_only_requested_heads_and_reset_emotion_head():
-    model = MultiTaskNet(TINY, gender=True)
+    model = tiny_model(gender=True)
     assert list(model.heads) == ["gender"]
     model.reset_emotion_head(7)
     assert model.head_sizes == {"gender": 2, "emotion": 7}
@@ -80,8 +71,7 @@ def test_only_requested_heads_and_reset_emotion_head():
 
 
 def test_frozen_backbone_does_not_change_after_a_step():
-    torch.manual_seed(0)
-    model = MultiTaskNet(TINY, emotion_classes=8).freeze_backbone()
+    model = tiny_model(emotion_classes=8).freeze_backbone()
     model.train()
     assert not model.backbone.training  # BatchNorm stays in eval mode: its statistics do not move
     assert all(not p.requires_grad for p in model.backbone.parameters())
@@ -98,7 +88,7 @@ def test_frozen_backbone_does_not_change_after_a_step():
 
 
 def test_config_rebuilds_the_same_network():
-    model = MultiTaskNet(TINY, num_identities=4, age=True, age_hidden=8)
+    model = tiny_model(num_identities=4, age=True)
     model.add_head("emotion", 8)
     model.preprocessing.update(image_size=48, crop="center")
     clone = MultiTaskNet.from_config(model.config)
@@ -107,8 +97,7 @@ def test_config_rebuilds_the_same_network():
 
 
 def test_channels_last_gives_the_same_outputs():
-    torch.manual_seed(0)
-    model = MultiTaskNet(TINY, emotion_classes=8).eval()
+    model = tiny_model(emotion_classes=8)
     images = torch.randn(2, 3, 32, 32)
     expected = model(images)["emotion"]
     model.channels_last()
