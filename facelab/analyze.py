@@ -16,7 +16,8 @@ PIL crop, resize, ToTensor, Normalize, a batch of one, fp32):
 
 * faces of *many* images go through the CNN together, ``batch_size`` at a time;
 * crops and resizing are one tensor operation per image size
-  (:func:`facelab.faces.crop_faces`), never a PIL call per face;
+  (:func:`facelab.faces.crop_faces`, torchvision's roi_align), never a PIL call per face;
+  normalisation, the cast to bf16 and channels_last are one pass over the batch;
 * ``torch.inference_mode`` and ``channels_last`` memory format;
 * on CPUs with native bfloat16 (AMX or AVX512-BF16) the backbone runs in bf16 --
   chosen automatically by ``precision="auto"``; ``precision="fp32"`` is always there.
@@ -217,16 +218,27 @@ class TorchNetwork:
         self.backbone, self.frozen, self.fused = frozen, True, fuse
         return self
 
-    def prepare(self, crops):
-        """Raw RGB crops in [0, 255] -> normalised, channels_last, in the run dtype."""
+    def prepare(self, crops, rows: int | None = None):
+        """Raw RGB crops in [0, 255] -> normalised, channels_last, in the run dtype.
+
+        Normalisation, the cast to the run dtype and the layout change are one pass
+        (``addcmul`` writing straight into the channels_last output).  ``rows`` > N pads
+        the batch with zeros (see :func:`batch_bucket`)."""
         import torch
 
         if not isinstance(crops, torch.Tensor):
             crops = torch.as_tensor(np.asarray(crops))
-        x = crops.to(self.device, torch.float32, non_blocking=True)
+        x = crops.to(self.device, non_blocking=True)
+        if not x.is_floating_point() or x.dtype == torch.float64:
+            x = x.float()
         x = _resize_crops(x, self.image_size)
-        x = x * self.scale + self.shift
-        return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        n = len(x)
+        out = torch.empty((max(n, rows or 0), *x.shape[1:]), dtype=self.dtype, device=self.device,
+                          memory_format=torch.channels_last)
+        torch.addcmul(self.shift, x, self.scale, out=out[:n])  # x * scale + shift, in fp32
+        if len(out) > n:
+            out[n:].zero_()
+        return out
 
     def features(self, crops):
         """x: the penultimate features (fp32, N x D)."""
@@ -234,11 +246,8 @@ class TorchNetwork:
 
         if self._want_freeze:
             self.freeze()
-        x = self.prepare(crops)
-        n = len(x)
-        if self.frozen and n and batch_bucket(n, self.batch_size) != n:
-            pad = x.new_zeros((batch_bucket(n, self.batch_size) - n, *x.shape[1:]))
-            x = torch.cat([x, pad]).contiguous(memory_format=torch.channels_last)
+        n = len(crops)
+        x = self.prepare(crops, batch_bucket(n, self.batch_size) if self.frozen and n else None)
         with torch.inference_mode(), onednn_fusion(self.fused):
             return self.backbone(x)[:n].float()
 

@@ -718,7 +718,7 @@ def train_identity(model: MultiTaskNet, train_set, *, epochs=(1, 10), img_size: 
                    batch_size: int = 64, lr=(1e-3, 1e-4), sam=(True, False), rho: float = 0.05,
                    val_set=None, crop: str = "tight", seed: int = 0, device=None, max_seconds: float | None = None,
                    checkpoint=None, resume=None, callback=None, progress: bool = True,
-                   num_workers: int = 0, amp: bool | None = None, augment: bool = True,
+                   num_workers: int = 0, amp: bool | None = None, augment: bool = False,
                    cosine: bool = False) -> pd.DataFrame:
     """Face-recognition pre-training (paper: VGGFace2, 8541 people).
 
@@ -787,7 +787,7 @@ def train_emotion(model: MultiTaskNet, train_set, *, weighted: bool = True, epoc
                   img_size: int | None = None, batch_size: int = 64, lr=(1e-3, 1e-4), sam=(True, False),
                   rho: float = 0.05, val_set=None, crop: str = "tight", seed: int = 0, device=None,
                   max_seconds: float | None = None, checkpoint=None, resume=None, callback=None,
-                  progress: bool = True, num_workers: int = 0, amp: bool | None = None, augment: bool = True,
+                  progress: bool = True, num_workers: int = 0, amp: bool | None = None, augment: bool = False,
                    cosine: bool = False) -> pd.DataFrame:
     """Emotion fine-tuning (paper: AffectNet, C_e = 8 or 7 classes).
 

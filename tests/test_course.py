@@ -19,7 +19,7 @@ def small_world(tmp_path, monkeypatch):
     monkeypatch.delenv("FACELAB_MODELS", raising=False)
     monkeypatch.delenv("FACELAB_CROPS", raising=False)
     monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "vggface2", {"n": 4, "size": 64, "images_per_person": 3})
-    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "lfw", {"n": 4, "size": 64})
+    monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "lfw", {"n": 4, "size": 112})
     monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "utkface", {"n": 20, "size": 64})
     monkeypatch.setitem(writers.NOTEBOOK_DEFAULTS, "affectnet", {"n": 16, "size": 64, "n_val_per_class": 1})
     threads = torch.get_num_threads()
@@ -160,3 +160,20 @@ def test_bad_arguments_are_named():
         course.face_crops("imagenet", progress=False)
     with pytest.raises(CheckpointError, match="no training history"):
         course.recipe_history("course_identity_nothing")
+
+
+def test_default_recipes_use_the_fixed_names(monkeypatch):
+    asked = []
+    monkeypatch.setattr(course, "load_cached", lambda name, recipe: asked.append((name, recipe)) or "cached")
+    assert course.identity_model() == "cached"
+    assert course.attribute_model() == "cached"
+    assert course.emotion_model() == "cached" and course.emotion_model(num_classes=7, weighted=False) == "cached"
+    b = course.COURSE_BACKBONE
+    assert [name for name, _ in asked] == [
+        f"course_identity_{b}_64px_tight_s0", f"course_attributes_{b}_64px_tight_s0",
+        f"course_emotion_{b}_64px_tight_8cls_eq2_s0", f"course_emotion_{b}_64px_tight_7cls_ce_s0"]
+    identity = asked[0][1]
+    assert identity["lr"] == list(course.IDENTITY_LR) and identity["epochs"] == list(course.IDENTITY_EPOCHS)
+    course.identity_model(pretrained=True)  # the paper's learning rates when starting from ImageNet weights
+    assert asked[-1][1]["lr"] == list(course.PRETRAINED_IDENTITY_LR)
+    assert asked[-1][0].startswith(asked[0][0] + "_")  # another network, another file

@@ -361,6 +361,7 @@ def test_load_feature_set_rejects_other_files(tmp_path):
         load_feature_set(tmp_path / "z.npz")
 
 
+@pytest.mark.slow
 def test_cli_video_features_and_classify_on_afew_like_clips(tiny_model, tmp_path, capsys):
     from facelab.checkpoints import save_checkpoint
     from facelab.cli import main
