@@ -67,11 +67,15 @@ def training_state_path(path) -> Path:
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old or the new file, never
-    a half-written one: temporary file in the same folder, fsync, ``os.replace``."""
+    a half-written one: temporary file in the same folder, fsync, ``os.replace``.  The file
+    gets the usual permissions (0666 minus the umask), not mkstemp's private 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -190,3 +190,19 @@ def test_import_hsemotion_seven_classes_and_sizes(tmp_path):
     torch.save(timm.create_model(TINY, num_classes=5), tmp_path / "five.pt")
     with pytest.raises(CheckpointError, match="8 or 7"):
         import_hsemotion(tmp_path / "five.pt", tmp_path / "five", trust_pickle=True)
+
+
+def test_checkpoint_files_get_the_usual_permissions(tmp_path):
+    # the atomic write goes through mkstemp (0600); the saved files must be readable by others (0666 - umask)
+    import os
+    import stat
+
+    from facelab.checkpoints import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "x.bin", b"abc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_bytes() == b"abc"
