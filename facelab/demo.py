@@ -180,8 +180,13 @@ def find_checkpoints(cache_dir) -> dict[str, list[Path]]:
 def course_checkpoints(cache_dir) -> list[Path]:
     """The checkpoints that together make the network of Fig. 1 (age, gender, race and
     emotion): one file with all four heads, or the newest attribute checkpoint plus the
-    newest emotion checkpoint.  Empty when the cache does not hold both."""
+    newest emotion checkpoint -- preferring networks with all 8 AffectNet emotions over
+    7-class ones (notebook 04 trains both).  Empty when the cache does not hold both."""
+    from .checkpoints import read_checkpoint_config
+
     found = find_checkpoints(cache_dir)
+    # stable sort: 8-class emotion networks first, newest first within each group
+    found["emotion"].sort(key=lambda p: read_checkpoint_config(p)["heads"]["emotion"] != len(EMOTIONS_8))
     both = [p for p in found["attributes"] if p in found["emotion"]]
     if both:
         return [both[0]]

@@ -263,13 +263,15 @@ def test_default_models_pairs_the_course_checkpoints_and_ignores_others(tmp_path
     gender_only = save("03_gender_only", 250, gender=True)
     attributes = save("03_attributes", 200, age=True, gender=True, race=True)
     assert course_checkpoints(tmp_path) == [attributes, old_emotion]  # not bench_*, not gender-only
-    emotion = save("04_emotion", 400, emotion_classes=7)
+    seven = save("04_emotion_7", 400, emotion_classes=7)
+    assert course_checkpoints(tmp_path) == [attributes, old_emotion]  # all 8 emotions beat a newer 7-class net
+    emotion = save("04_emotion", 500, emotion_classes=8)
     assert course_checkpoints(tmp_path) == [attributes, emotion]  # the newest of each kind
-    assert bench.exists() and gender_only.exists()
+    assert bench.exists() and gender_only.exists() and seven.exists()
 
     save_checkpoint(untrained_model(), tiny_model_path(tmp_path))
     models = default_models(tmp_path, train_seconds=0, precision="fp32")
     assert list(models) == ["course model (03_attributes + 04_emotion)", "tiny demo model (lcnet_050, 48 px)"]
     course = models["course model (03_attributes + 04_emotion)"]
-    assert course.heads == ["emotion", "age", "gender", "race"] and len(course.labels("emotion")) == 7
+    assert course.heads == ["emotion", "age", "gender", "race"] and len(course.labels("emotion")) == 8
     assert "03_attributes.safetensors" in models.notes[next(iter(models))]
