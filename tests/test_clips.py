@@ -78,6 +78,19 @@ def test_expression_curve_rises_to_apex_and_falls_back():
     assert len(C.expression_curve(300)) == 300
 
 
+def test_clip_apex_is_not_always_the_middle_frame():
+    """AFEW-like clips put the apex anywhere in APEX_RANGE: early, late, and often far
+    enough from the middle that the middle frame shows less than half the peak."""
+    rng = np.random.default_rng(0)
+    curves = np.array([C.sample_expression_curve(rng, 31, 1.0) for _ in range(400)])
+    apex = curves.argmax(axis=1) / 30
+    assert apex.min() < 0.2 and apex.max() > 0.8
+    assert np.all((apex >= C.APEX_RANGE[0] - 0.02) & (apex <= C.APEX_RANGE[1] + 0.02))
+    weak_middle = np.mean(curves[:, 15] < 0.5)
+    assert 0.15 < weak_middle < 0.6, weak_middle
+    assert np.all(curves.max(axis=1) == 1.0)  # the apex itself is always in the clip
+
+
 def test_single_clip_lengths_and_a_clip_with_no_face():
     person = sample_person(0, 4)
     short = list(C.render_single_clip(person, "Happiness", n_frames=4, size=32, rng=np.random.default_rng(1)))

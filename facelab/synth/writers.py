@@ -43,6 +43,9 @@ from ..errors import InvalidInputError
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
 FORMAT_VERSION = 2  # bump whenever the renderer or a writer changes its output
+#: Datasets whose output changed since FORMAT_VERSION (their own version, so that the
+#: other cached datasets stay valid): afew v3 = the apex anywhere in the clip (clips.APEX_RANGE).
+DATASET_VERSION = {"afew": 3}
 DATASETS = ("vggface2", "lfw", "utkface", "affectnet", "afew", "vgaf", "scenes")
 #: First person id of each dataset's people (world ``seed``); ranges never overlap.
 PERSON_ID_BASE = {"vggface2/train": 0, "vggface2/test": 100_000, "lfw": 200_000,
@@ -668,7 +671,8 @@ def default_data_root() -> Path:
 
 def dataset_key(name: str, *, n=None, seed=0, size=None, **kw) -> str:
     """Folder name of a cached dataset: name, n, seed, size, format version (+ hash of extras)."""
-    key = f"{name}-n{n if n is not None else 'default'}-s{seed}-px{size or DEFAULT_SIZE.get(name)}-v{FORMAT_VERSION}"
+    version = DATASET_VERSION.get(name, FORMAT_VERSION)
+    key = f"{name}-n{n if n is not None else 'default'}-s{seed}-px{size or DEFAULT_SIZE.get(name)}-v{version}"
     if kw:
         digest = zlib.crc32(json.dumps(kw, sort_keys=True, default=str).encode())
         key += f"-{digest:08x}"
@@ -725,7 +729,8 @@ def load_meta(root) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-__all__ = ["FORMAT_VERSION", "DATASETS", "NOTEBOOK_DEFAULTS", "PERSON_ID_BASE", "item_rng", "save_jpeg",
+__all__ = ["FORMAT_VERSION", "DATASET_VERSION", "DATASETS", "NOTEBOOK_DEFAULTS", "PERSON_ID_BASE", "item_rng",
+           "save_jpeg",
            "sample_ages", "affectnet_train_counts", "sample_group", "write_vggface2", "write_lfw",
            "write_utkface", "write_affectnet", "write_afew", "write_vgaf", "write_scenes", "generate",
            "default_data_root", "dataset_key", "ensure_dataset", "load_meta", "WRITERS", "DEFAULT_SIZE"]
