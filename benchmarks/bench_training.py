@@ -190,16 +190,17 @@ def backbone_images(history) -> int:
 # =====================================================================================
 # The runs
 # =====================================================================================
-def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=64, seed=0, label=""):
+def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=64, seed=0, label="",
+                       backbone=BACKBONE, img_size=IMG_SIZE, cosine=False):
     """Identity pre-training from random weights, then the LFW protocol on unseen people."""
     torch.manual_seed(seed)
-    model = MultiTaskNet(BACKBONE, pretrained=False)
+    model = MultiTaskNet(backbone, pretrained=False)
     with Timer() as t:
-        history = train_identity(model, train, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam), img_size=IMG_SIZE,
-                                 batch_size=batch_size, seed=seed, progress=False)
-    lfw_result = evaluate_identity(model, lfw, img_size=IMG_SIZE)
+        history = train_identity(model, train, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam), img_size=img_size,
+                                 batch_size=batch_size, seed=seed, progress=False, cosine=cosine)
+    lfw_result = evaluate_identity(model, lfw, img_size=img_size)
     images = backbone_images(history) * (2 if sam[1] else 1)
-    record = {"label": label, "train_people": len(train.label_names.get("identity") or []) or
+    record = {"label": label, "backbone": backbone, "img_size": img_size, "cosine": cosine, "train_people": len(train.label_names.get("identity") or []) or
               int(train.labels["identity"].max()) + 1, "train_photos": len(train), "epochs": list(epochs),
               "lr": list(lr), "sam": list(sam), "batch_size": batch_size,
               "lfw_accuracy": round(lfw_result["accuracy"], 4), "lfw_std": round(lfw_result["std"], 4),
@@ -208,7 +209,8 @@ def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=
               **run_record(history, t, images)}
     print(f"  identity {label}: LFW {record['lfw_accuracy']:.1%} +- {record['lfw_std']:.1%} "
           f"({record['train_people']} people x {len(train) / max(record['train_people'], 1):.1f} photos, "
-          f"epochs {tuple(epochs)}, lr {tuple(lr)}, sam {tuple(sam)}, {images} img, {t.cpu:.0f} s CPU, "
+          f"{backbone} {img_size} px, epochs {tuple(epochs)}, lr {tuple(lr)}{' cosine' if cosine else ''}, "
+          f"batch {batch_size}, sam {tuple(sam)}, {images} img, {t.cpu:.0f} s CPU, "
           f"{t.wall:.0f} s wall)", flush=True)
     return model, record
 
@@ -246,8 +248,10 @@ def course_identity_defaults() -> dict:
 
         params = inspect.signature(course.identity_model).parameters
         for key in defaults:
-            if key in params and params[key].default is not inspect.Parameter.empty:
+            if key in params and params[key].default not in (inspect.Parameter.empty, None):
                 defaults[key] = params[key].default
+        if "lr" in params and params["lr"].default is None:  # lr=None: the from-scratch default
+            defaults["lr"] = course.IDENTITY_LR
     except Exception as exc:  # course.py is optional for this benchmark
         print(f"  (facelab.course unavailable: {exc}; using {defaults})")
     return {"epochs": tuple(defaults["epochs"]), "lr": tuple(defaults["lr"]), "batch_size": int(defaults["batch_size"])}
@@ -313,6 +317,11 @@ def scratch_emotion_network(weighted: bool = False, seed: int = 0, recipe: dict 
 
 #: The recommended from-scratch identity recipe (what reaches the issue-4 target; see notes).
 IDENTITY_RECIPE = {"epochs_a": 0, "lr": (1e-3, 2e-3), "sam": (False, False), "batch_size": 64}
+#: Claim B, the best identity recipe measured within about 3 minutes on 2 cores (run with
+#: ``--threads 2``): the course's backbone at 48 px, batch 128, cosine lr, on 1000 people x 6
+#: photos.  (2000 x 3 and 400 x 10 photos did worse: 52.6% and 68.8%.)
+IDENTITY_FAST = {"backbone": "mobilenetv4_conv_small", "img_size": 48, "epochs": 13, "lr": (1e-3, 2e-3),
+                 "batch_size": 128, "cosine": True}
 #: Fine-tuning the identity network for emotion (claim E) and the linear-head baseline.
 FINETUNE_EMOTION = {"epochs_a": 2, "lr": (1e-3, 1e-3), "sam": (True, False), "batch_size": 64}
 LINEAR_HEAD_EPOCHS = 20
@@ -378,10 +387,17 @@ def main(argv=None) -> int:
             _, nb = train_identity_run(data["vgg_notebook"], data["lfw"], epochs=d["epochs"], lr=d["lr"],
                                        sam=(True, False), batch_size=d["batch_size"], label="notebook default")
             result["claims"]["B"]["notebook_default"] = nb
-            ok = best["lfw_accuracy"] >= 0.80
+            f = IDENTITY_FAST
+            _, fast = train_identity_run(train, data["lfw"], epochs=(0, 1 if args.quick else f["epochs"]), lr=f["lr"],
+                                         sam=(False, False), batch_size=f["batch_size"], backbone=f["backbone"],
+                                         img_size=f["img_size"], cosine=f["cosine"], label="fast (course backbone)")
+            result["claims"]["B"]["fast"] = fast
+            ok = best["lfw_accuracy"] >= 0.80 and best["wall_s"] <= 180
             result["claims"]["B"]["pass"] = ok
-            verdicts["B"] = (ok, f"LFW {best['lfw_accuracy']:.1%} +- {best['lfw_std']:.1%} (target >= 80%) with "
-                                 f"{best['train_people']} people; notebook default recipe {nb['lfw_accuracy']:.1%}")
+            verdicts["B"] = (ok, f"{BACKBONE} {IMG_SIZE} px: LFW {best['lfw_accuracy']:.1%} +- {best['lfw_std']:.1%} "
+                                 f"(target >= 80% in <= 180 s) with {best['train_people']} people; notebook default "
+                                 f"recipe {nb['lfw_accuracy']:.1%}; {f['backbone']} {f['img_size']} px "
+                                 f"{fast['lfw_accuracy']:.1%} in {fast['wall_s']:.0f} s")
 
     if "D" in claims:
         print("D: attribute heads on the frozen identity backbone (UTKFace-like, held-out 20%)")
