@@ -57,7 +57,7 @@ import torch
 
 from facelab import labels as L
 from facelab.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.evaluate import evaluate_attributes, evaluate_emotion, evaluate_identity
+from facelab.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, predict
 from facelab.models import MultiTaskNet
 from facelab.prepare import prepare_dataset
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
@@ -200,8 +200,8 @@ def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=
                                  batch_size=batch_size, seed=seed, progress=False, cosine=cosine)
     lfw_result = evaluate_identity(model, lfw, img_size=img_size)
     images = backbone_images(history) * (2 if sam[1] else 1)
-    record = {"label": label, "backbone": backbone, "img_size": img_size, "cosine": cosine, "train_people": len(train.label_names.get("identity") or []) or
-              int(train.labels["identity"].max()) + 1, "train_photos": len(train), "epochs": list(epochs),
+    record = {"label": label, "backbone": backbone, "img_size": img_size, "cosine": cosine,
+              "train_people": len(train.label_names.get("identity") or []) or int(train.labels["identity"].max()) + 1, "train_photos": len(train), "epochs": list(epochs),
               "lr": list(lr), "sam": list(sam), "batch_size": batch_size,
               "lfw_accuracy": round(lfw_result["accuracy"], 4), "lfw_std": round(lfw_result["std"], 4),
               "lfw_people": lfw_result["n_people"], "lfw_probes": lfw_result["n_probes"],
@@ -216,26 +216,45 @@ def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=
 
 
 def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True, False), batch_size=64, seed=0,
-                      label=""):
-    """Emotion training (from whatever ``model`` holds), then balanced accuracy on val."""
+                      label="", img_size=IMG_SIZE, cosine=False):
+    """Emotion training (from whatever ``model`` holds), then balanced accuracy on val: by
+    argmax, and after :func:`prior_corrected_accuracy` (one pass of the network over val)."""
     with Timer() as t:
         history = train_emotion(model, train, weighted=weighted, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam),
-                                img_size=IMG_SIZE, batch_size=batch_size, seed=seed, progress=False)
-    m = evaluate_emotion(model, val, img_size=IMG_SIZE)
+                                img_size=img_size, batch_size=batch_size, seed=seed, progress=False, cosine=cosine)
+    p = predict(model, val, img_size=img_size)
+    logits, y = p["logits"]["emotion"], p["labels"]["emotion"]
+    m = emotion_metrics(logits, y, model.label_names["emotion"], val.label_names.get("emotion"))
+    counts = np.bincount(np.asarray(train.labels["emotion"]), minlength=logits.shape[1])
     images = backbone_images(history) * (2 if sam[1] else 1)
     classes = m["classes"]
     cm = np.asarray(m["confusion_matrix"])
     recall = cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
     record = {"label": label, "weighted": weighted, "epochs": list(epochs), "lr": list(lr), "sam": list(sam),
-              "batch_size": batch_size, "balanced_accuracy": round(m["balanced_accuracy"], 4),
-              "accuracy": round(m["accuracy"], 4), "val_images": m["n"],
+              "batch_size": batch_size, "img_size": img_size, "cosine": cosine,
+              "balanced_accuracy": round(m["balanced_accuracy"], 4),
+              "prior_corrected_balanced_accuracy": round(prior_corrected_accuracy(logits, y, counts), 4),
+              "accuracy": round(m["accuracy"], 4), "val_images": m["n"], "train_images": len(train),
               "recall": {c: round(float(r), 3) for c, r in zip(classes, recall)},
               "confusion_matrix": cm.tolist(), "classes": classes,
-              "top_confused_pairs": confused_pairs(cm, classes, k=3), **run_record(history, t, images)}
-    print(f"  emotion {label}: balanced val acc {record['balanced_accuracy']:.1%} (acc {record['accuracy']:.1%}, "
-          f"epochs {tuple(epochs)}, lr {tuple(lr)}, {'eq. (2)' if weighted else 'plain CE'}, {images} img, "
-          f"{t.cpu:.0f} s CPU, {t.wall:.0f} s wall)", flush=True)
+              "top_confused_pairs": confused_pairs(cm, classes, k=3), "torch_threads": torch.get_num_threads(),
+              **run_record(history, t, images)}
+    print(f"  emotion {label}: balanced val acc {record['balanced_accuracy']:.1%} (prior-corrected "
+          f"{record['prior_corrected_balanced_accuracy']:.1%}, acc {record['accuracy']:.1%}, {img_size} px, "
+          f"epochs {tuple(epochs)}, lr {tuple(lr)}{' cosine' if cosine else ''}, "
+          f"{'eq. (2)' if weighted else 'plain CE'}, {images} img, {t.cpu:.0f} s CPU, {t.wall:.0f} s wall, "
+          f"{torch.get_num_threads()} threads)", flush=True)
     return record
+
+
+def prior_corrected_accuracy(logits, labels, class_counts) -> float:
+    """Balanced-validation accuracy after the Bayes correction for the training prior:
+    argmax of ``logits - log(N_c / N)``.  A network trained on AffectNet's imbalanced
+    classes estimates P(class | face) under the training prior; on a balanced validation
+    set the Bayes-optimal decision divides that prior out."""
+    counts = np.maximum(np.asarray(class_counts, dtype=float), 1.0)  # a class never seen: as if seen once
+    prior = counts / counts.sum()
+    return float(np.mean(np.argmax(np.asarray(logits) - np.log(prior), axis=1) == np.asarray(labels)))
 
 
 def course_identity_defaults() -> dict:
@@ -264,55 +283,24 @@ SCRATCH_A = {"backbone": "mobilenetv4_conv_small", "img_size": 48, "epochs": 11,
              "cosine": True, "affectnet_n": 8000}
 
 
-def prior_corrected_accuracy(logits, labels, class_counts) -> float:
-    """Balanced-validation accuracy after the Bayes correction for the training prior:
-    argmax of ``logits - log(N_c / N)``.  A network trained on AffectNet's imbalanced
-    classes estimates P(class | face) under the training prior; on a balanced validation
-    set the Bayes-optimal decision divides that prior out."""
-    counts = np.maximum(np.asarray(class_counts, dtype=float), 1.0)  # a class never seen: as if seen once
-    prior = counts / counts.sum()
-    return float(np.mean(np.argmax(np.asarray(logits) - np.log(prior), axis=1) == np.asarray(labels)))
-
-
-def scratch_emotion_network(weighted: bool = False, seed: int = 0, recipe: dict | None = None, quick: bool = False):
+def scratch_emotion_network(weighted: bool = False, seed: int = 0, quick: bool = False):
     """Claim A's network: ``SCRATCH_A`` from random weights on the AffectNet-like tight crops
     (``course.face_crops("affectnet", data_kw={"n": 8000})``, 7,938 crops), plain cross-entropy
-    or eq. (2).  Returns ``(model, record)``; the record holds the balanced val accuracy
-    (argmax, and with :func:`prior_corrected_accuracy`), confusions and timings."""
+    or eq. (2).  Returns ``(model, record)`` (record: see :func:`train_emotion_run`)."""
     from facelab import course
-    from facelab.evaluate import predict
 
-    r = dict(SCRATCH_A, **(recipe or {}))
-    data_kw = {"n": 64, "n_val_per_class": 4} if quick else {"n": r["affectnet_n"]}
-    crops = course.face_crops("affectnet", data_kw=data_kw, progress=False)
+    r = SCRATCH_A
+    crops = course.face_crops("affectnet", data_kw=QUICK_DATA["affectnet"] if quick else {"n": r["affectnet_n"]},
+                              progress=False)
     train = preload(read_affectnet(crops, "train"), r["img_size"], progress=False)
     val = preload(read_affectnet(crops, "val"), r["img_size"], progress=False)
     torch.manual_seed(seed)
     model = MultiTaskNet(r["backbone"], pretrained=False, emotion_classes=8)
-    epochs = 1 if quick else r["epochs"]
-    with Timer() as t:
-        history = train_emotion(model, train, weighted=weighted, epochs=(0, epochs), lr=(1e-3, r["lr"]),
-                                sam=(False, False), img_size=r["img_size"], batch_size=r["batch_size"], seed=seed,
-                                cosine=r["cosine"], progress=False)
-    m = evaluate_emotion(model, val, img_size=r["img_size"])
-    p = predict(model, val, img_size=r["img_size"])
-    counts = np.bincount(np.asarray(train.labels["emotion"]), minlength=8)
-    cm = np.asarray(m["confusion_matrix"])
-    classes = m["classes"]
-    record = {"recipe": r, "weighted": weighted, "seed": seed, "train_images": len(train), "val_images": m["n"],
-              "balanced_accuracy": round(m["balanced_accuracy"], 4),
-              "prior_corrected_balanced_accuracy": round(prior_corrected_accuracy(
-                  p["logits"]["emotion"], p["labels"]["emotion"], counts), 4),
-              "recall": {c: round(float(v), 3) for c, v in zip(classes, cm.diagonal() / np.maximum(cm.sum(1), 1))},
-              "confusion_matrix": cm.tolist(), "classes": classes,
-              "top_confused_pairs": confused_pairs(cm, classes, k=3),
-              "epochs_run": int(len(history)), "cpu_s": round(t.cpu, 1), "wall_s": round(t.wall, 1),
-              "torch_threads": torch.get_num_threads()}
-    print(f"  emotion from scratch ({'eq. (2)' if weighted else 'plain CE'}, {r['backbone']} {r['img_size']} px, "
-          f"{epochs} epochs of {len(train)} crops): balanced val acc {record['balanced_accuracy']:.1%}, with the "
-          f"prior correction {record['prior_corrected_balanced_accuracy']:.1%}  ({t.wall:.0f} s wall, "
-          f"{t.cpu:.0f} s CPU, {torch.get_num_threads()} threads)", flush=True)
-    return model, record
+    record = train_emotion_run(model, train, val, weighted=weighted, epochs=(0, 1 if quick else r["epochs"]),
+                               lr=(1e-3, r["lr"]), sam=(False, False), batch_size=r["batch_size"], seed=seed,
+                               img_size=r["img_size"], cosine=r["cosine"],
+                               label=f"from scratch, {r['backbone']}")
+    return model, {"recipe": r, **record}
 
 
 #: The recommended from-scratch identity recipe (what reaches the issue-4 target; see notes).
