@@ -47,6 +47,7 @@ from .checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_confi
 from .datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from .errors import CheckpointError, InvalidInputError
 from .models import MultiTaskNet
+from .synth.writers import dataset_version
 from .train import train_attributes, train_emotion, train_identity
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -257,6 +258,14 @@ def _recipe(kind: str, backbone: str, img_size: int, crop: str, seed: int, setti
     return name, recipe
 
 
+def _data_tag(*names_and_splits: str) -> str:
+    """What a recipe trained on (pre-training included), with the face world's format version
+    of each dataset, e.g. ``vggface2/train@v2+affectnet/train@v3``: a cached model trained on
+    older files no longer matches its recipe and is trained again."""
+    pairs = zip(names_and_splits[::2], names_and_splits[1::2])
+    return "+".join(f"{name}/{split}@v{dataset_version(name)}" for name, split in pairs)
+
+
 def _stage_lr(lr, pretrained: bool):
     if lr is not None:
         return [float(v) for v in lr]
@@ -279,9 +288,9 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
     """
     epochs = [int(e) for e in epochs]
     settings = {"epochs": epochs, "batch_size": int(batch_size), "lr": _stage_lr(lr, pretrained),
-                "pretrained": bool(pretrained), "data": "vggface2/train"}
+                "pretrained": bool(pretrained), "data": _data_tag("vggface2", "train")}
     defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": _stage_lr(None, pretrained),
-                "pretrained": False, "data": "vggface2/train"}
+                "pretrained": False, "data": _data_tag("vggface2", "train")}
     name, recipe = _recipe("identity", backbone, img_size, crop, seed, settings, defaults)
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
@@ -307,7 +316,8 @@ def attribute_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_
     """
     settings = {"epochs": int(epochs), "identity_epochs": [int(e) for e in identity_epochs],
                 "batch_size": int(batch_size), "lr": float(lr), "top_l": int(top_l),
-                "race_weighted": bool(race_weighted), "data": f"utkface/train{UTK_TRAIN_FRACTION}"}
+                "race_weighted": bool(race_weighted),
+                "data": _data_tag("vggface2", "train", "utkface", f"train{UTK_TRAIN_FRACTION}")}
     defaults = {"epochs": ATTRIBUTE_EPOCHS, "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
                 "lr": ATTRIBUTE_LR, "top_l": 3, "race_weighted": True, "data": settings["data"]}
     name, recipe = _recipe("attributes", backbone, img_size, crop, seed, settings, defaults)
@@ -337,10 +347,10 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
         raise InvalidInputError(f"emotion_model: num_classes must be 8 or 7 (without Contempt), got {num_classes}")
     settings = {"epochs": [int(e) for e in epochs], "identity_epochs": [int(e) for e in identity_epochs],
                 "num_classes": int(num_classes), "weighted": bool(weighted), "batch_size": int(batch_size),
-                "lr": [float(v) for v in lr], "data": "affectnet/train"}
+                "lr": [float(v) for v in lr], "data": _data_tag("vggface2", "train", "affectnet", "train")}
     defaults = {"epochs": list(EMOTION_EPOCHS), "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
                 "lr": list(EMOTION_LR), "num_classes": settings["num_classes"], "weighted": settings["weighted"],
-                "data": "affectnet/train"}
+                "data": settings["data"]}
     tags = (f"{int(num_classes)}cls", "eq2" if weighted else "ce")
     name, recipe = _recipe("emotion", backbone, img_size, crop, seed, settings, defaults, tags=tags)
     if not retrain and (model := load_cached(name, recipe)) is not None:

@@ -246,13 +246,17 @@ def batches(inputs: torch.Tensor, labels: dict, batch_size: int, *, shuffle: boo
     ``shard=(rank, world_size)``: with several processes (DistributedDataParallel) every
     process draws the same order and keeps every world_size-th item of each batch, so
     together they see exactly the batches of a single process (a last batch with fewer
-    items than processes is left out).
+    items than processes is left out).  A last chunk of a single item joins the batch before
+    it (BatchNorm cannot train on a batch of one), so every item is still used once.
     """
     rank, world = shard
     n = len(inputs)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for start, stop in zip(starts, starts[1:] + [n]):
+        idx = order[start:stop]
         if world > 1:
             if len(idx) < world:
                 break

@@ -128,6 +128,18 @@ def test_a_stale_cached_recipe_is_retrained(calls, monkeypatch):
     assert calls["identity"] == 2
 
 
+def test_a_model_trained_on_older_face_world_files_is_retrained(calls, monkeypatch):
+    name = course.identity_model(**small(epochs=(1, 0))).course_name
+    recipe = read_checkpoint_config(course.recipe_path(name))["extra"]["recipe"]
+    assert recipe["data"] == f"vggface2/train@v{writers.dataset_version('vggface2')}"
+    # the VGGFace2-like files change format: same cache name, but the recipe no longer matches
+    monkeypatch.setattr(writers, "DATASET_VERSION", {**writers.DATASET_VERSION, "vggface2": 99})
+    assert course.identity_model(**small(epochs=(1, 0))).course_name == name
+    assert calls["identity"] == 2
+    recipe = read_checkpoint_config(course.recipe_path(name))["extra"]["recipe"]
+    assert recipe["data"] == "vggface2/train@v99"
+
+
 def test_attribute_recipe_reuses_the_identity_model_and_keeps_its_backbone(calls):
     identity = course.identity_model(**small(epochs=(1, 1)))
     attributes = course.attribute_model(**small(epochs=1, identity_epochs=(1, 1)))

@@ -129,6 +129,16 @@ def test_affectnet_reader_train_imbalance_and_balanced_val(world):
     assert seven.skipped_counts() == {"class not in the 7-class vocabulary": counts["Contempt"]}
 
 
+def test_affectnet_photos_show_their_expression_clearly(world):
+    """Intensities lie in AFFECTNET_INTENSITY (Neutral: 1) and spread over the range."""
+    rows = W.load_meta(world / "affectnet")
+    lo, hi = W.AFFECTNET_INTENSITY
+    k = np.array([float(r["intensity"]) for r in rows if r["emotion"] != "Neutral"])
+    assert len(k) > 50 and lo <= k.min() and k.max() <= hi
+    assert k.min() < lo + 0.1 and k.max() > hi - 0.1
+    assert {float(r["intensity"]) for r in rows if r["emotion"] == "Neutral"} == {1.0}
+
+
 def test_affectnet_csv_layout_is_read_with_boxes(tmp_path):
     summary = W.write_affectnet(tmp_path, n_train=24, n_val_per_class=1, layout="csv", size=PX, seed=3,
                                 progress=False)

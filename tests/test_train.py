@@ -114,6 +114,18 @@ def test_batches_are_a_seeded_permutation():
     assert sorted(sum(first, [])) == list(range(10))
 
 
+def test_a_last_batch_of_one_joins_the_batch_before():
+    """BatchNorm cannot train on one item: 9 items in batches of 4 give 4 + 5, none left out."""
+    chunks = [b.tolist() for b, _ in batches(torch.arange(9), {}, 4, shuffle=True,
+                                             generator=torch.Generator().manual_seed(0))]
+    assert [len(b) for b in chunks] == [4, 5] and sorted(sum(chunks, [])) == list(range(9))
+    assert [len(b) for b, _ in batches(torch.arange(1), {}, 4, shuffle=True)] == [1]
+    model = tiny_model()
+    history = train_emotion(model, ToyFaces(11), weighted=False, epochs=(0, 1), img_size=32, batch_size=5,
+                            progress=False)  # 11 = 5 + 6 with all weights (BatchNorm) training
+    assert len(history) == 1 and np.isfinite(history["loss"]).all()
+
+
 def test_class_counts():
     assert class_counts(torch.tensor([0, 2, 2, -1, 2]), 4) == [1, 0, 3, 0]
     with pytest.raises(DatasetFormatError):
