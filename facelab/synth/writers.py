@@ -742,8 +742,7 @@ def load_meta(root) -> list[dict]:
 
 
 __all__ = ["FORMAT_VERSION", "DATASET_VERSION", "AFFECTNET_INTENSITY", "DATASETS", "NOTEBOOK_DEFAULTS",
-           "PERSON_ID_BASE", "item_rng",
-           "save_jpeg",
-           "sample_ages", "affectnet_train_counts", "sample_group", "write_vggface2", "write_lfw",
-           "write_utkface", "write_affectnet", "write_afew", "write_vgaf", "write_scenes", "generate",
-           "default_data_root", "dataset_version", "dataset_key", "ensure_dataset", "load_meta", "WRITERS", "DEFAULT_SIZE"]
+           "PERSON_ID_BASE", "item_rng", "save_jpeg", "sample_ages", "affectnet_train_counts", "sample_group",
+           "write_vggface2", "write_lfw", "write_utkface", "write_affectnet", "write_afew", "write_vgaf",
+           "write_scenes", "generate", "default_data_root", "dataset_version", "dataset_key", "ensure_dataset",
+           "load_meta", "WRITERS", "DEFAULT_SIZE"]
