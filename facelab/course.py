@@ -260,7 +260,7 @@ def _recipe(kind: str, backbone: str, img_size: int, crop: str, seed: int, setti
 
 def _data_tag(*names_and_splits: str) -> str:
     """What a recipe trained on (pre-training included), with the face world's format version
-    of each dataset, e.g. ``vggface2/train@v2+affectnet/train@v3``: a cached model trained on
+    of each dataset, e.g. ``vggface2/train@v4+affectnet/train@v4``: a cached model trained on
     older files no longer matches its recipe and is trained again."""
     pairs = zip(names_and_splits[::2], names_and_splits[1::2])
     return "+".join(f"{name}/{split}@v{dataset_version(name)}" for name, split in pairs)

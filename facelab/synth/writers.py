@@ -42,11 +42,12 @@ from .. import labels as L
 from ..errors import InvalidInputError
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
-FORMAT_VERSION = 2  # bump whenever the renderer or a writer changes its output
-#: Datasets whose output changed since FORMAT_VERSION (their own version, so that the
-#: other cached datasets stay valid): afew v3 = the apex anywhere in the clip (clips.APEX_RANGE);
-#: affectnet v3 = expression intensities drawn from AFFECTNET_INTENSITY (v2: 0.35-1.0).
-DATASET_VERSION = {"afew": 3, "affectnet": 3}
+#: Format 4 changed the expression table (``render.EXPRESSIONS``) and so every dataset.
+FORMAT_VERSION = 4  # bump whenever the renderer or a writer changes its output
+#: Datasets whose output changed since FORMAT_VERSION, with their own version, so that the
+#: other cached datasets stay valid.  (Under format 2, afew v3 put the apex anywhere in the
+#: clip and affectnet v3 drew intensities from AFFECTNET_INTENSITY; format 4 keeps both.)
+DATASET_VERSION: dict[str, int] = {}
 DATASETS = ("vggface2", "lfw", "utkface", "affectnet", "afew", "vgaf", "scenes")
 #: First person id of each dataset's people (world ``seed``); ranges never overlap.
 PERSON_ID_BASE = {"vggface2/train": 0, "vggface2/test": 100_000, "lfw": 200_000,
