@@ -65,7 +65,8 @@ CONTROLS = (
 #: Disgust wrinkles the nose and raises the upper lip), Contempt/Neutral/Happiness (one lip
 #: corner up).  Format 4 (``writers.FORMAT_VERSION``) made Fear and Disgust closer to their
 #: neighbours and further from Happiness, whose smile and teeth they used to share, and
-#: strengthened Sadness and Anger, which a small network mixed up with Neutral.
+#: strengthened Sadness and Anger, which a small network mixed up with Neutral (it also
+#: draws the lip-corner depressor and Contempt's one-sided corner more strongly).
 EXPRESSIONS: dict[str, dict[str, float]] = {
     "Neutral": {},
     "Happiness": {"cheek_raise": 0.8, "lid_tighten": 0.25, "lip_corner_pull": 1.0, "jaw_drop": 0.35},
@@ -665,9 +666,9 @@ def _mouth_curves(f: _Face):
     t = _U13
     mw = f.mouth_w
     pull, one, dep = c["lip_corner_pull"], c["lip_corner_one_side"], c["lip_corner_depress"]
-    base_up = 0.07 * pull - 0.055 * dep - 0.01 * c["lip_stretch"]
-    cu = np.where(t > 0, base_up + 0.07 * one, base_up)           # contempt: one corner only
-    x = t * (mw + np.where(t > 0, 0.035 * one, 0.0))
+    base_up = 0.07 * pull - 0.075 * dep - 0.01 * c["lip_stretch"]
+    cu = np.where(t > 0, base_up + 0.1 * one, base_up)           # contempt: one corner only
+    x = t * (mw + np.where(t > 0, 0.045 * one, 0.0))
     ymid = f.mouth_y - 0.012 * c["upper_lip_raise"] - 0.01 * c["chin_raise"] + 0.01 * dep
     line = ymid - cu * np.abs(t) ** 1.8 + 0.004 * pull
     opening = 0.095 * c["jaw_drop"] + 0.02 * c["upper_lip_raise"] + 0.012 * c["lip_stretch"] * c["jaw_drop"]
