@@ -127,8 +127,10 @@ def test_confusable_pairs_share_action_controls():
 
 
 def test_confusable_pairs_are_nearest_in_pixels():
-    """At moderate intensity the pixel distance between emotions mirrors real data:
-    Surprise is nearest to Fear, Anger to Disgust, Contempt to Neutral then Happiness."""
+    """At moderate intensity the pixel distance between emotions mirrors real data: Fear and
+    Surprise are each other's nearest, so are Anger and Disgust (format 4; before, Anger was
+    nearest to Neutral), Contempt is nearest to Neutral then Happiness, and Fear is far from
+    Happiness (a format-3 network mixed them up)."""
     people = sample_people(4, 4)
     dist = {}
     for p in people:
@@ -142,8 +144,10 @@ def test_confusable_pairs_are_nearest_in_pixels():
         return min(among, key=lambda o: dist[e, o])
 
     others = list(EMOTIONS_8)
-    assert nearest("Surprise", [o for o in others if o != "Surprise"]) == "Fear"
-    assert nearest("Anger", [o for o in others if o not in ("Anger", "Neutral", "Contempt")]) == "Disgust"
+    for a, b in [("Surprise", "Fear"), ("Anger", "Disgust")]:
+        assert nearest(a, [o for o in others if o != a]) == b
+        assert nearest(b, [o for o in others if o != b]) == a
+    assert dist["Fear", "Happiness"] > 3 * dist["Fear", "Surprise"]
     assert nearest("Contempt", [o for o in others if o != "Contempt"]) == "Neutral"
     assert nearest("Contempt", ["Happiness", "Fear", "Surprise", "Anger", "Disgust"]) == "Happiness"
 
