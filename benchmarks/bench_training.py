@@ -389,6 +389,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=None, help="training images per run (default 30000, quick 256)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or 1)")
     ap.add_argument("--claims", default="ABCDE", help="which claims to run (default ABCDE)")
+    ap.add_argument("--fast-epochs", type=int, default=IDENTITY_FAST["epochs"],
+                    help=f"epochs of claim B's IDENTITY_FAST run (default {IDENTITY_FAST['epochs']})")
     ap.add_argument("--json", default=str(REPO / "build" / "bench" / "training.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -456,8 +458,8 @@ def main(argv=None) -> int:
                                        sam=(True, False), batch_size=d["batch_size"], label="notebook default")
             result["claims"]["B"]["notebook_default"] = nb
             f = IDENTITY_FAST
-            _, fast = train_identity_run(train, data["lfw"], epochs=(0, 1 if args.quick else f["epochs"]), lr=f["lr"],
-                                         sam=(False, False), batch_size=f["batch_size"], backbone=f["backbone"],
+            _, fast = train_identity_run(train, data["lfw"], epochs=(0, 1 if args.quick else args.fast_epochs),
+                                         lr=f["lr"], sam=(False, False), batch_size=f["batch_size"], backbone=f["backbone"],
                                          img_size=f["img_size"], cosine=f["cosine"], label="fast (course backbone)")
             result["claims"]["B"]["fast"] = fast
             ok = best["lfw_accuracy"] >= 0.80 and best["wall_s"] <= 180
