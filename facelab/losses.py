@@ -4,6 +4,7 @@ Both work on plain torch tensors, so they can be read (and tested) without any m
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +23,8 @@ def class_weights(class_counts) -> torch.Tensor:
     >>> class_weights([100, 50, 10]).tolist()
     [1.0, 2.0, 10.0]
     """
+    if not isinstance(class_counts, torch.Tensor):
+        class_counts = np.array(class_counts, dtype=np.float64)  # a writable copy (read-only arrays warn)
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
     if counts.ndim != 1 or len(counts) == 0:
         raise InvalidInputError(f"class_counts must be a 1-D list of counts, got shape {tuple(counts.shape)}")

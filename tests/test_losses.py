@@ -1,5 +1,8 @@
 """Eq. (1) (age expectation) and eq. (2) (class-weighted cross-entropy) against hand-computed numbers."""
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -86,3 +89,11 @@ def test_age_expectation_lies_between_top_ages(weights, top_l):
     ages = (probs.topk(top_l).indices + 1).float()
     value = age_expectation(probs, top_l=top_l).item()
     assert ages.min().item() - 1e-4 <= value <= ages.max().item() + 1e-4
+
+
+def test_class_weights_take_read_only_arrays_without_a_warning():
+    counts = np.array([100, 50, 10])
+    counts.setflags(write=False)               # e.g. a label column shared with a dataset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert class_weights(counts).tolist() == [1.0, 2.0, 10.0]
