@@ -34,8 +34,8 @@ def test_confused_pairs_are_symmetric_row_normalised_and_flag_the_named_pairs():
 
 
 def _run(acc=0.6, wall=90.0, named=(True, True, True)):
-    return {"wall_s": wall, "balanced_accuracy": acc, "top_confused_pairs": [
-        {"pair": f"p{i}", "confusion": 0.5, "named": n} for i, n in enumerate(named)]}
+    return {"wall_s": wall, "prior_corrected": {"balanced_accuracy": acc, "top_confused_pairs": [
+        {"pair": f"p{i}", "confusion": 0.5, "named": n} for i, n in enumerate(named)]}}
 
 
 def test_claim_a_needs_the_accuracy_band_the_time_and_three_named_pairs():

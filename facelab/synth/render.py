@@ -61,13 +61,12 @@ CONTROLS = (
 #: Emotion name (``facelab.labels.EMOTIONS_8``) -> action controls at the apex (intensity 1).
 #: Neighbouring classes share controls, so that they are confusable as in real data:
 #: Fear/Surprise (raised brows and lids, open mouth; Fear adds brows drawn together and a
-#: slight lip stretch), Anger/Disgust (lowered brows, glaring tight lids, pressed lips;
-#: Anger presses harder, Disgust wrinkles the nose and raises the upper lip),
-#: Contempt/Neutral/Happiness (one lip corner up).  Format 4 (``writers.FORMAT_VERSION``)
-#: made Fear and Disgust closer to their neighbours and further from Happiness, whose smile
-#: and teeth they used to share, and strengthened Sadness and Anger, which a small network
-#: mixed up with Neutral (it also draws the lip-corner depressor and Contempt's one-sided
-#: corner more strongly).
+#: slight lip stretch), Anger/Disgust (lowered brows, tight lids; Anger presses the lips,
+#: Disgust wrinkles the nose and raises the upper lip), Contempt/Neutral/Happiness (one lip
+#: corner up).  Format 4 (``writers.FORMAT_VERSION``) made Fear and Disgust closer to their
+#: neighbours and further from Happiness, whose smile and teeth they used to share, and
+#: strengthened Sadness and Anger, which a small network mixed up with Neutral (it also
+#: draws the lip-corner depressor and Contempt's one-sided corner more strongly).
 EXPRESSIONS: dict[str, dict[str, float]] = {
     "Neutral": {},
     "Happiness": {"cheek_raise": 0.8, "lid_tighten": 0.25, "lip_corner_pull": 1.0, "jaw_drop": 0.35},
@@ -75,11 +74,11 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
                 "lip_corner_depress": 1.0, "chin_raise": 0.9},
     "Surprise": {"brow_inner_raise": 0.9, "brow_outer_raise": 1.0, "lid_raise": 0.85, "jaw_drop": 1.0},
     "Fear": {"brow_inner_raise": 1.0, "brow_outer_raise": 0.85, "brow_lower": 0.25, "lid_raise": 1.0,
-             "lip_stretch": 0.2, "jaw_drop": 0.8},
+             "lip_stretch": 0.25, "jaw_drop": 0.8},
     "Anger": {"brow_lower": 1.0, "lid_tighten": 0.7, "lid_raise": 0.5, "lip_press": 1.0,
               "chin_raise": 0.3, "nose_wrinkle": 0.15, "lip_corner_depress": 0.2},
-    "Disgust": {"nose_wrinkle": 0.8, "upper_lip_raise": 0.5, "brow_lower": 1.0, "lid_tighten": 0.7, "lid_raise": 0.3,
-                "lip_press": 0.3, "lip_corner_depress": 0.5, "chin_raise": 0.3},
+    "Disgust": {"nose_wrinkle": 1.0, "upper_lip_raise": 0.6, "brow_lower": 1.0, "lid_tighten": 0.7,
+                "lip_corner_depress": 0.5, "chin_raise": 0.3},
     "Contempt": {"lip_corner_one_side": 1.0, "lid_tighten": 0.15},
 }
 assert set(EXPRESSIONS) == set(EMOTIONS_8)
