@@ -248,12 +248,12 @@ def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True
     record = {"label": label, "weighted": weighted, "epochs": list(epochs), "lr": list(lr), "sam": list(sam),
               "batch_size": batch_size, "img_size": img_size, "cosine": cosine,
               "balanced_accuracy": round(m["balanced_accuracy"], 4),
-              "prior_corrected_balanced_accuracy": round(prior_corrected_accuracy(logits, y, counts), 4),
+              "prior_corrected_balanced_accuracy": round(corrected["balanced_accuracy"], 4),
               "accuracy": round(m["accuracy"], 4), "val_images": m["n"], "train_images": len(train),
               "recall": {c: round(float(r), 3) for c, r in zip(classes, recall)},
               "confusion_matrix": cm.tolist(), "classes": classes,
               "top_confused_pairs": confused_pairs(cm, classes, k=3), "torch_threads": torch.get_num_threads(),
-              "prior_corrected": {"balanced_accuracy": round(corrected["balanced_accuracy"], 4),
+              "prior_corrected": {"balanced_accuracy": round(corrected["balanced_accuracy"], 4),  # same figure
                                   "recall": {c: round(float(r), 3) for c, r in
                                              zip(classes, cm_pc.diagonal() / np.maximum(cm_pc.sum(axis=1), 1))},
                                   "confusion_matrix": cm_pc.tolist(),
