@@ -18,7 +18,7 @@ _EXPORTS = {
     # errors and labels
     **{name: "errors" for name in (
         "FacelabError", "InvalidInputError", "ImageDecodeError", "UnsupportedFormatError", "ImageTooLarge",
-        "VideoDecodeError", "CheckpointError", "UnsafeCheckpointError", "DatasetFormatError")},
+        "VideoDecodeError", "CheckpointError", "UnsafeCheckpointError", "ModelDownloadError", "DatasetFormatError")},
     # input and faces
     "load_image": "io", "list_images": "io",
     "Face": "faces", "detect_faces": "faces", "largest_face": "faces", "crop_box": "faces", "crop_faces": "faces",
@@ -35,6 +35,7 @@ _EXPORTS = {
     "train_identity": "train", "train_attributes": "train", "train_emotion": "train",
     "lfw_identification": "evaluate",
     "save_checkpoint": "checkpoints", "load_checkpoint": "checkpoints", "import_hsemotion": "checkpoints",
+    "load_facenet": "checkpoints", "list_models": "zoo",
     # video and inference
     "frame_statistics": "pooling", "group_statistics": "pooling", "VideoDescriptor": "pooling",
     "iter_frames": "video", "video_features": "video",
@@ -52,7 +53,7 @@ def __getattr__(name):
         return value
     if name in {"labels", "errors", "io", "faces", "datasets", "models", "losses", "sam", "train", "evaluate",
                 "checkpoints", "pooling", "video", "analyze", "demo", "synth", "notebooks", "course", "viz",
-                "prepare", "tour", "cli"}:
+                "prepare", "tour", "cli", "zoo", "paths", "legacy_pickle"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
 

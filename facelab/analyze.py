@@ -42,6 +42,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .errors import FacelabError, InvalidInputError
+from .labels import is_face_world
 
 #: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -49,7 +50,12 @@ PRECISIONS = ("auto", "bf16", "fp32")
 BACKENDS = ("torch", "onnx")
 #: Heads whose outputs FaceAnalyzer reports (the identity head's classes are the training
 #: people, which mean nothing for a new photo; use features for identity).
-REPORTED_HEADS = ("emotion", "age", "gender", "race")
+REPORTED_HEADS = ("emotion", "valence", "arousal", "age", "gender", "race")
+#: Heads that output one number (the ``_va_mtl`` networks' valence and arousal), reported as
+#: they are; every other head is a classifier, reported through its softmax.
+VALUE_HEADS = ("valence", "arousal")
+#: Heads taken from ``emotion_model`` when both networks have them.
+EMOTION_MODEL_HEADS = ("emotion", "valence", "arousal")
 #: The ``status`` column: a face was analysed / the image has no face / the input failed.
 STATUS_OK, STATUS_NO_FACE, STATUS_FAILED = "ok", "no face", "failed"
 #: How many input images are decoded and detected at once (bounds memory).
@@ -370,8 +376,8 @@ class FaceAnalyzer:
         network: its heads decide what is reported.  With ``backend="onnx"`` it may also be
         an ``.onnx`` file written by :func:`facelab.onnx_export.export_onnx`.
     emotion_model : checkpoint path or MultiTaskNet, optional
-        The emotion network of Fig. 1 (fine-tuned for emotion).  Its emotion head wins over
-        one in ``model``.
+        The emotion network of Fig. 1 (fine-tuned for emotion).  Its emotion head (and its
+        valence / arousal heads, if any) win over those of ``model``.
     device : torch device for the CNNs (the MTCNN detector runs there too).
     precision : ``"auto"`` (bf16 where the CPU has AMX / AVX512-BF16, or a GPU has bf16),
         ``"bf16"`` or ``"fp32"``.
@@ -412,7 +418,8 @@ class FaceAnalyzer:
         #: head name -> index of the network that provides it (emotion from emotion_model first).
         self.head_source: dict[str, int] = {}
         for head in REPORTED_HEADS:
-            order = range(len(self.networks) - 1, -1, -1) if head == "emotion" else range(len(self.networks))
+            order = (range(len(self.networks) - 1, -1, -1) if head in EMOTION_MODEL_HEADS
+                     else range(len(self.networks)))
             for k in order:
                 if head in self.networks[k].head_sizes:
                     self.head_source[head] = k
@@ -439,6 +446,16 @@ class FaceAnalyzer:
         names = net.labels.get(head)
         return [str(v) for v in names] if names else [str(k) for k in range(net.head_sizes[head])]
 
+    def trained_on(self, head: str) -> str | None:
+        """What the network behind ``head`` learned from (its checkpoint's ``trained_on``)."""
+        return self.networks[self.head_source[head]].config.get("trained_on")
+
+    @property
+    def face_world_heads(self) -> list[str]:
+        """The reported heads whose network learned only drawn faces (``labels.FACE_WORLD``):
+        their answers on real photos mean nothing."""
+        return [h for h in self.heads if is_face_world(self.trained_on(h))]
+
     def __repr__(self) -> str:
         return (f"FaceAnalyzer(heads={self.heads}, backend={self.backend!r}, precision={self.precision!r}, "
                 f"batch_size={self.batch_size}, device={self.device!r})")
@@ -458,7 +475,8 @@ class FaceAnalyzer:
         returns), or a dict ``{S: crops}`` holding the same faces at each network's size.
         Crops of another size are resized (bilinear, antialiased).  Returns
         ``{head: float32 array N x C}`` (softmax probabilities) for emotion, age, gender,
-        race -- those the networks have.  The age in years is :meth:`ages` of ``["age"]``.
+        race -- those the networks have -- and the raw ``N x 1`` outputs of valence and
+        arousal.  The age in years is :meth:`ages` of ``["age"]``.
         """
         by_size = crops if isinstance(crops, dict) else None
         n = len(next(iter(by_size.values()))) if by_size else len(crops)
@@ -471,8 +489,8 @@ class FaceAnalyzer:
                 for head, source in self.head_source.items():
                     if source == k:
                         logits[head].append(out[head])
-        return {h: softmax(np.concatenate(v)) if v else np.zeros((0, self._n_classes(h)), np.float32)
-                for h, v in logits.items()}
+        return {h: (np.concatenate(v).astype(np.float32) if h in VALUE_HEADS else softmax(np.concatenate(v)))
+                if v else np.zeros((0, self._n_classes(h)), np.float32) for h, v in logits.items()}
 
     def _n_classes(self, head: str) -> int:
         return self.networks[self.head_source[head]].head_sizes[head]
@@ -494,6 +512,7 @@ class FaceAnalyzer:
         Columns: ``input`` (position in the expanded input list), ``name``, ``face`` (index
         within the image, highest detector probability first), ``x1, y1, x2, y2`` (box),
         ``det_prob``, then per head: ``emotion`` + ``emotion_<Class>`` probabilities,
+        ``valence`` and ``arousal`` (networks that have them, e.g. ``enet_b0_8_va_mtl``),
         ``age`` (eq. 1), ``gender`` + ``gender_prob``, ``race`` + ``race_<Class>``
         probabilities; ``status`` (``"ok"``, ``"no face"``, ``"failed"``) and ``error``
         (the reason an input failed, else empty).  An image without a face and an input
@@ -585,6 +604,9 @@ class FaceAnalyzer:
             names = self.labels("emotion")
             values["emotion"] = names[int(p.argmax())]
             values.update({f"emotion_{c}": float(v) for c, v in zip(names, p)})
+        for head in VALUE_HEADS:
+            if head in probs:
+                values[head] = float(probs[head][k, 0])
         if "age" in probs:
             values["age"] = float(probs["_age_years"][k])
         if "gender" in probs:
@@ -604,6 +626,7 @@ class FaceAnalyzer:
         cols += ["face", "x1", "y1", "x2", "y2", "det_prob"]
         if "emotion" in self.head_source:
             cols += ["emotion"] + [f"emotion_{c}" for c in self.labels("emotion")]
+        cols += [h for h in VALUE_HEADS if h in self.head_source]
         if "age" in self.head_source:
             cols += ["age"]
         if "gender" in self.head_source:

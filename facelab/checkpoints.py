@@ -13,8 +13,12 @@ it).  Because weights and config live in one file, they can never get out of ste
   fit it (:class:`facelab.errors.CheckpointError` names the mismatch).
 * Training state for resuming (``NAME.state.pt``: weights, optimizer, epoch, RNG states)
   is read with ``torch.load(weights_only=True)``: plain tensors and containers only.
-* Published HSEmotion weights are whole pickled timm models; :func:`import_hsemotion`
-  converts one into a facelab checkpoint, but only with ``trust_pickle=True``.
+* Published HSEmotion weights are whole pickled timm models.  They are read without running
+  the pickle (:mod:`facelab.legacy_pickle`: a restricted unpickler, inert stand-ins, weights
+  copied into a fresh timm network), under any timm version.  :func:`import_hsemotion`
+  converts a file; a model-zoo name (:mod:`facelab.zoo`, e.g. ``"enet_b0_8_va_mtl"``) works
+  wherever a checkpoint path does: it is downloaded and converted once
+  (:func:`zoo_checkpoint`), and later loads read the converted safetensors file.
 """
 from __future__ import annotations
 
@@ -22,15 +26,18 @@ import io
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import labels as L
+from . import zoo
 from .errors import CheckpointError, FacelabError, UnsafeCheckpointError
+from .labels import FACE_WORLD
+from .legacy_pickle import backbone_to_multitasknet, load_pickle_safely, state_dict_of, to_multitasknet
 from .models import MultiTaskNet
+from .paths import zoo_dir
 
 FORMAT = "facelab-checkpoint"
 FORMAT_VERSION = 1
@@ -138,6 +145,8 @@ def _json_default(obj):
 
 
 def _resolve(path) -> Path:
+    if zoo.is_zoo_name(path):
+        return zoo_checkpoint(path)
     path = Path(path)
     if path.is_file():
         return path
@@ -175,9 +184,25 @@ def read_checkpoint_config(path) -> dict:
     return config
 
 
+def trained_on_of(config: dict) -> str | None:
+    """What a checkpoint's weights learned from (its config's ``trained_on``).  Checkpoints
+    written before that field existed: :data:`facelab.models.FACE_WORLD` when they are a
+    course recipe or the demo's tiny model (both are trained on drawn faces), else None."""
+    if config.get("trained_on"):
+        return str(config["trained_on"])
+    extra = config.get("extra") or {}
+    if "recipe" in extra or "demo_training" in extra:
+        return FACE_WORLD
+    return None
+
+
 def load_checkpoint(path, *, device="cpu") -> MultiTaskNet:
     """Rebuild the network from a facelab checkpoint (``.safetensors``, or a ``.state.pt``
     training state) and load its weights.  Returns the model in eval mode.
+
+    ``path`` may also be a model-zoo name (``facelab.zoo.list_models()``, e.g.
+    ``"enet_b0_8_best_afew"``): downloaded on first use, converted once, then read from
+    ``$FACELAB_HOME/zoo/NAME.safetensors``.
 
     Raises :class:`CheckpointError` if the file is missing or corrupt, or if its config does
     not match its tensors (e.g. wrong backbone, wrong number of classes in a head).
@@ -197,6 +222,7 @@ def load_checkpoint(path, *, device="cpu") -> MultiTaskNet:
     model = model_from_config(config, source=path)
     check_tensors_match(model, tensors, config, source=path)
     model.load_state_dict(tensors, strict=True)
+    model.trained_on = trained_on_of(config)
     return model.to(device).eval()
 
 
@@ -270,8 +296,8 @@ def load_training_state(path) -> dict:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise UnsafeCheckpointError(
                 f"{path} contains pickled Python objects, which can run code when loaded; facelab only loads "
-                "plain tensors from .pt files. If it is a published HSEmotion model you trust, convert it with "
-                "facelab.checkpoints.import_hsemotion(path, out, trust_pickle=True)"
+                "plain tensors from .pt files. If it is a published HSEmotion model, convert it with "
+                "facelab.checkpoints.import_hsemotion(path, out), which reads its weights without running it"
             ) from exc
         raise CheckpointError(f"{path}: could not read the training state ({exc}); the file may be truncated") from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
@@ -279,131 +305,155 @@ def load_training_state(path) -> dict:
     return state
 
 
-# --- HSEmotion import -------------------------------------------------------------------
-def _guess_architecture(model: nn.Module, path: Path) -> str | None:
-    for cfg_name in ("pretrained_cfg", "default_cfg"):
-        cfg = getattr(model, cfg_name, None)
-        if isinstance(cfg, dict) and cfg.get("architecture"):
-            return cfg["architecture"]
+# --- the paper's published networks (HSEmotion / EmotiEffLib) -----------------------------
+def _guess_architecture(path: Path, class_names: dict) -> str | None:
+    """timm name of a published file: EfficientNet B0 / B2 from its name; ``tf_`` when its
+    modules show TensorFlow "same" padding (``Conv2dSame``), as the published files do."""
     name = path.name.lower()
-    if "enet_b0" in name:
-        return "tf_efficientnet_b0"
-    if "enet_b2" in name:
-        return "tf_efficientnet_b2"
+    tf = "tf_" if any(c == "Conv2dSame" for c in class_names.values()) else ""
+    for tag, arch in (("enet_b0", "efficientnet_b0"), ("enet_b2", "efficientnet_b2"), ("rexnet_150", "rexnet_150")):
+        if tag in name:
+            return arch if arch.startswith("rexnet") else tf + arch
     return None
 
 
-def _guess_image_size(model: nn.Module, architecture: str, path: Path) -> int:
-    name = f"{architecture} {path.name}".lower()
-    if "b0" in name:
-        return 224
-    if "b2" in name:
-        return 260
-    for cfg_name in ("pretrained_cfg", "default_cfg"):
-        cfg = getattr(model, cfg_name, None)
-        if isinstance(cfg, dict) and cfg.get("input_size"):
-            return int(cfg["input_size"][-1])
-    return 224
+def _guess_image_size(architecture: str, path: Path) -> int:
+    """The publisher's input size: 260 px for EfficientNet-B2 files, else 224 px."""
+    return 260 if "b2" in f"{architecture} {path.name}".lower() else 224
 
 
-def _classifier(model: nn.Module) -> tuple[str, nn.Linear]:
-    """(module name, final Linear layer) of a timm model's classifier."""
-    classifier = model.get_classifier() if hasattr(model, "get_classifier") else getattr(model, "classifier", None)
-    if classifier is None:
-        raise CheckpointError("the pickled model has no classifier (expected a timm model with .classifier)")
-    linears = [m for m in classifier.modules() if isinstance(m, nn.Linear)] if isinstance(classifier, nn.Module) else []
-    if len(linears) != 1:
-        raise CheckpointError(
-            f"expected the classifier to be one Linear layer (optionally in a Sequential), found {classifier!r}"
-        )
-    prefix = next(name for name, module in model.named_modules() if module is classifier)
-    return prefix, linears[0]
+def convert_published(path, architecture: str, *, head_rows: int | None = None, emotion_classes: int | None = None,
+                      extra_outputs=(), image_size: int = 224, mean=L.IMAGENET_MEAN, std=L.IMAGENET_STD,
+                      trained_on: str | None = None) -> MultiTaskNet:
+    """A published ``.pt`` file -> :class:`MultiTaskNet`, without running its pickle.
+
+    A whole pickled model with an emotion classifier (``emotion_classes`` 8 or 7, plus
+    ``extra_outputs`` such as valence and arousal) becomes a network with those heads; a
+    state dict without classifier (``emotion_classes=None``: the VGGFace2 identity backbones)
+    becomes a headless backbone.  See :mod:`facelab.legacy_pickle`."""
+    tree = load_pickle_safely(path)
+    if emotion_classes:
+        model = to_multitasknet(tree, architecture, labels=list(L.emotions(emotion_classes)),
+                                extra_outputs=tuple(extra_outputs), image_size=image_size, mean=mean, std=std)
+    else:
+        model = backbone_to_multitasknet(tree, architecture, image_size=image_size, mean=mean, std=std)
+    model.trained_on = trained_on
+    return model
 
 
 def import_hsemotion(path, out, *, trust_pickle: bool = False, backbone: str | None = None,
-                     image_size: int | None = None) -> MultiTaskNet:
-    """Convert a published HSEmotion ``.pt`` file (a whole pickled timm model, saved with
-    ``torch.save(model)``) into a facelab checkpoint ``out.safetensors``.
+                     image_size: int | None = None, trained_on: str = "AffectNet") -> MultiTaskNet:
+    """Convert a published HSEmotion / EmotiEffLib ``.pt`` file (a whole timm model pickled
+    with ``torch.save(model)``, under any timm version) into a facelab checkpoint
+    ``out.safetensors`` -- without running the pickle.
 
-    Unpickling runs code stored in the file, so this refuses with
-    :class:`UnsafeCheckpointError` unless ``trust_pickle=True``.  The emotion head becomes the
-    model's classifier, with the alphabetical 8- or 7-class labels (facelab.labels), chosen by
-    its number of outputs; input size 224 px for B0 and 260 px for B2 (else from the model's
-    config, or ``image_size``).  ``backbone`` overrides the guessed timm architecture.
-    After conversion the logits are compared with the original model's on a random batch.
+    The classifier's outputs decide the heads: 8 or 7 emotion logits (``facelab.labels``
+    order), or 10 = 8 emotions + valence + arousal (the ``_va_mtl`` files).  The timm
+    architecture is guessed from the file name and its padding layers (``backbone``
+    overrides it); input 224 px for B0, 260 px for B2 (``image_size`` overrides).
+
+    ``trust_pickle=True`` is only for pickles that really need their own code (not the
+    published files): it unpickles with ``torch.load(weights_only=False)``, which runs
+    whatever the file contains, and needs the timm version that saved it.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no file at {path}")
-    if not trust_pickle:
-        raise UnsafeCheckpointError(
-            f"{path} is a pickled PyTorch model: loading it runs code stored in the file. Only if you trust its "
-            f"source (e.g. the official HSEmotion release), call import_hsemotion({str(path)!r}, out, trust_pickle=True)"
-        )
+    if trust_pickle:
+        return _import_trusted_pickle(path, out, backbone=backbone, image_size=image_size, trained_on=trained_on)
+    tensors, class_names = state_dict_of(load_pickle_safely(path))
+    architecture = backbone or _guess_architecture(path, class_names)
+    if architecture is None:
+        raise CheckpointError(f"cannot tell which timm architecture {path} is; pass backbone='timm_model_name'")
+    rows = next((int(t.shape[0]) for k, t in tensors.items()
+                 if k in ("classifier.weight", "classifier.0.weight", "fc.weight", "head.fc.weight")), None)
+    if rows not in (7, 8, 10):
+        raise CheckpointError(f"{path}: the classifier has {rows} outputs; the published emotion networks have "
+                              "8 or 7 (emotions) or 10 (8 emotions + valence + arousal)")
+    model = convert_published(path, architecture, emotion_classes=min(rows, 8),
+                              extra_outputs=("valence", "arousal") if rows == 10 else (),
+                              image_size=int(image_size or _guess_image_size(architecture, path)), trained_on=trained_on)
+    save_checkpoint(model, out, extra_config={"imported_from": path.name, "source": "HSEmotion (pickled timm model)"})
+    return model
+
+
+def _import_trusted_pickle(path: Path, out, *, backbone, image_size, trained_on) -> MultiTaskNet:
     try:
         original = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise CheckpointError(
             f"could not unpickle {path} ({type(exc).__name__}: {exc}). Whole pickled models depend on the timm "
-            "version that saved them; load it where that version is installed and save model.state_dict() instead"
+            "version that saved them: use import_hsemotion without trust_pickle, which needs no timm version"
         ) from exc
     if not isinstance(original, nn.Module):
         raise CheckpointError(f"{path} holds a {type(original).__name__}, not a whole model (torch.save(model))")
-    original.eval()
-    architecture = backbone or _guess_architecture(original, path)
-    if architecture is None:
-        raise CheckpointError(f"cannot tell which timm architecture {path} is; pass backbone='timm_model_name'")
-    prefix, linear = _classifier(original)
-    num_classes = linear.out_features
-    if num_classes not in (7, 8):
-        raise CheckpointError(f"{path}: the classifier has {num_classes} outputs; HSEmotion models have 8 or 7")
-
-    model = MultiTaskNet(architecture, pretrained=False)
-    backbone_state = {k: v for k, v in original.state_dict().items() if not k.startswith(prefix + ".")}
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)  # the weights alone, then the safe path
+    stand_in = Path(tempfile.mkdtemp()) / path.name
     try:
-        model.backbone.load_state_dict(backbone_state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{path}: its weights do not fit timm's {architecture!r} ({exc}); pass the right backbone= name"
-        ) from exc
-    head = model.add_head("emotion", num_classes, labels=list(L.emotions(num_classes)))
-    with torch.no_grad():
-        head.weight.copy_(linear.weight)
-        head.bias.copy_(linear.bias)
-    model.preprocessing.update(
-        image_size=int(image_size or _guess_image_size(original, architecture, path)), crop="tight"
-    )
-    model.eval()
-
-    difference = _compare_logits(original, model, model.preprocessing["image_size"])
-    if difference is not None and difference > 1e-4:
-        raise CheckpointError(
-            f"{path}: converted logits differ from the original by {difference:.2g}; the architecture "
-            f"{architecture!r} is probably not the one that was trained (pass backbone=...)"
-        )
-    save_checkpoint(model, out, extra_config={
-        "imported_from": str(path.name), "source": "HSEmotion (pickled timm model)",
-        "max_abs_logit_difference": difference,
-    })
-    return model
+        stand_in.write_bytes(buffer.getvalue())
+        cfg = getattr(original, "pretrained_cfg", None) or getattr(original, "default_cfg", None) or {}
+        architecture = backbone or cfg.get("architecture")
+        if image_size is None and architecture and not _guess_architecture(path, {}) and cfg.get("input_size"):
+            image_size = int(cfg["input_size"][-1])  # not a B0 / B2 file name: the model's own input size
+        return import_hsemotion(stand_in, out, backbone=architecture, image_size=image_size, trained_on=trained_on)
+    finally:
+        stand_in.unlink()
+        stand_in.parent.rmdir()
 
 
-def _compare_logits(original: nn.Module, model: MultiTaskNet, size: int) -> float | None:
-    """Largest |logit difference| between the original and the converted model on a random batch."""
-    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
+def zoo_checkpoint_path(name: str) -> Path:
+    """Where the converted checkpoint of zoo model ``name`` lives: ``$FACELAB_HOME/zoo/NAME.safetensors``."""
+    return zoo_dir() / f"{name}.safetensors"
+
+
+def zoo_checkpoint(name: str, *, progress: bool = True) -> Path:
+    """The facelab checkpoint of model-zoo entry ``name``: downloaded on first use
+    (:func:`facelab.zoo.download`, sha256-checked), converted once without running its
+    pickle, saved as ``$FACELAB_HOME/zoo/NAME.safetensors`` (+ ``.json``) with
+    ``trained_on`` and ``source``; later calls return that file."""
+    entry = zoo.get(name)
+    if not entry.supported:
+        raise CheckpointError(f"{name} cannot be loaded by facelab: {entry.reason}")
+    if entry.architecture.startswith("facenet_pytorch"):
+        raise CheckpointError(f"{name} is facenet-pytorch's InceptionResnetV1 (512-d embeddings), not a "
+                              "facelab network; load it with facelab.checkpoints.load_facenet()")
+    out = zoo_checkpoint_path(name)
+    if out.is_file():
         try:
-            expected = original(images)
-        except Exception as exc:  # an old pickled class may not run under this timm version
-            warnings.warn(f"could not run the original model to check the conversion ({exc})", stacklevel=3)
-            return None
-        converted = model(images)["emotion"]
-    return float((expected - converted).abs().max())
+            if read_checkpoint_config(out).get("extra", {}).get("zoo") == name:
+                return out
+        except CheckpointError:
+            pass  # a broken conversion: convert again
+    raw = zoo.download(entry, progress=progress)
+    emotion = [t for t in entry.tasks if t == "emotion"]
+    model = convert_published(raw, entry.architecture, emotion_classes=len(entry.labels) if emotion else None,
+                              extra_outputs=entry.extra_outputs, image_size=entry.image_size, mean=entry.mean,
+                              std=entry.std, trained_on=entry.trained_on)
+    save_checkpoint(model, out, extra_config={"zoo": name, "source": entry.source, "url": entry.url,
+                                              "licence": entry.licence, "source_sha256": zoo.sha256_of(raw)})
+    return out
+
+
+def load_facenet(name: str = "facenet_vggface2", *, progress: bool = True):
+    """facenet-pytorch's ``InceptionResnetV1`` with its VGGFace2 weights (512-d identity
+    embeddings of 160 px crops), from the model zoo, read without running the file's pickle."""
+    from facenet_pytorch import InceptionResnetV1
+
+    entry = zoo.get(name)
+    tensors, _ = state_dict_of(load_pickle_safely(zoo.download(entry, progress=progress)))
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("logits.")]  # the training classifier
+    if missing or unexpected:
+        raise CheckpointError(f"{name}: the tensors do not fit InceptionResnetV1 (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    return model.eval()
 
 
 __all__ = [
     "checkpoint_path", "config_path", "training_state_path", "atomic_write_bytes",
     "checkpoint_config", "save_checkpoint", "read_checkpoint_config", "load_checkpoint",
-    "model_from_config", "check_tensors_match", "save_training_state", "load_training_state",
-    "import_hsemotion",
+    "model_from_config", "check_tensors_match", "trained_on_of", "save_training_state", "load_training_state",
+    "import_hsemotion", "convert_published", "zoo_checkpoint_path", "zoo_checkpoint", "load_facenet",
 ]

@@ -383,6 +383,8 @@ def add_video_classify(sub) -> None:
 
 # --- train / evaluate (facelab.train, facelab.evaluate) ----------------------------------
 TRAIN_TASKS = ("identity", "attributes", "emotion")
+#: The dataset layout each training task reads (`facelab train TASK --data ROOT`).
+TRAIN_DATASETS = {"identity": "VGGFace2", "attributes": "UTKFace", "emotion": "AffectNet"}
 
 
 def _start_model(args):
@@ -408,11 +410,30 @@ def _read_split(reader, root, split, **kw):
         return None
 
 
+def trained_on_label(root, task: str) -> str:
+    """``trained_on`` of a network trained on dataset folder ``root``: the face world when the
+    folder was written by ``facelab synth`` (it holds the face world's meta file), else the
+    layout's dataset name and the folder's name."""
+    from pathlib import Path
+
+    from .labels import FACE_WORLD
+    from .synth.writers import META_FILE
+
+    root = Path(root)
+    if any((folder / META_FILE).is_file() for folder in (root, *root.parents[:1])):
+        return FACE_WORLD
+    return f"{TRAIN_DATASETS[task]} layout: {root.name}"
+
+
 def cmd_train(args) -> int:
     from .datasets import read_affectnet, read_utkface, read_vggface2
     from .train import train_attributes, train_emotion, train_identity
 
     model = _start_model(args)
+    before = model.trained_on
+    model.trained_on = trained_on_label(args.data, args.task)
+    if before and before != model.trained_on:
+        model.trained_on += f", after {before}"
     common = dict(img_size=args.img_size, batch_size=args.batch_size, crop=args.crop, seed=args.seed,
                   max_seconds=args.max_seconds, checkpoint=args.out,
                   resume=args.out if args.resume else None)
@@ -510,6 +531,11 @@ def cmd_predict(args) -> int:
         args.model, args.emotion_model, device=args.device, precision=args.precision, backend=args.backend,
         batch_size=args.batch_size, min_face_size=args.min_face_size, threshold=args.threshold,
     )
+    if analyzer.face_world_heads:
+        print(f"facelab: note: {', '.join(analyzer.face_world_heads)} come from networks trained on drawn faces "
+              "(the face world); on real photos these predictions are not meaningful. For real faces use the "
+              "paper's networks, e.g. --emotion-model enet_b0_8_best_afew (facelab download --list)",
+              file=sys.stderr)
     df = analyzer.analyze_paths(args.paths, every=args.every)
     try:
         if args.json is not None:
@@ -546,8 +572,11 @@ def add_predict(sub) -> None:
                     "still gets one row, with its status. Exit code 2 if any input failed.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders of images, video files")
-    p.add_argument("--model", required=True, help="checkpoint (.safetensors; .onnx with --backend onnx)")
-    p.add_argument("--emotion-model", help="emotion checkpoint (its emotion head wins over --model's)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint (.safetensors; .onnx with --backend onnx) or a model-zoo name such as "
+                        "enet_b0_8_va_mtl (facelab download --list)")
+    p.add_argument("--emotion-model",
+                   help="emotion checkpoint or zoo name (its emotion, valence and arousal heads win over --model's)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", metavar="OUT", help="write CSV to OUT (default: CSV on stdout)")
     out.add_argument("--json", nargs="?", const="-", metavar="OUT",
@@ -621,9 +650,86 @@ def add_synth(sub) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+# --- download (facelab.zoo) -----------------------------------------------------------
+
+
+def _zoo_row(entry) -> str:
+    """One `--list` row: name, tasks, architecture, size, whether the file is here, why unsupported."""
+    from . import zoo
+
+    size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
+    here = "cached" if zoo.local_path(entry).is_file() else "-"
+    row = f"{entry.name:<26} {'+'.join(entry.tasks):<24} {entry.architecture:<38} {size:>9}  {here}"
+    return row if entry.supported else f"{row}  unsupported: {entry.reason}"
+
+
+def _prepare_zoo_model(entry, args):
+    """Download one zoo model and convert it once into a facelab checkpoint (unless
+    ``--no-convert`` or facelab cannot load it); returns the file to load."""
+    from . import zoo
+    from .checkpoints import zoo_checkpoint, zoo_checkpoint_path
+
+    path = zoo.download(entry, progress=not args.no_progress, force=args.force)
+    if args.no_convert or not entry.supported or entry.architecture.startswith("facenet_pytorch"):
+        return path
+    if args.force:
+        zoo_checkpoint_path(entry.name).unlink(missing_ok=True)
+    return zoo_checkpoint(entry.name, progress=not args.no_progress)
+
+
+def cmd_download(args) -> int:
+    from . import zoo
+
+    if args.list:
+        print(f"{'name':<26} {'tasks':<24} {'architecture':<38} {'size':>9}  local")
+        for entry in zoo.list_models():
+            print(_zoo_row(entry))
+        if not (args.names or args.all):
+            return EXIT_OK
+    unknown = [name for name in args.names if name not in zoo.MODELS]
+    if args.all == bool(args.names) or unknown:
+        problem = (f"unknown model {', '.join(map(repr, unknown))}; known: {', '.join(zoo.MODELS)}" if unknown
+                   else "give model NAMEs or --all (--list shows them)")
+        print(f"facelab download: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    entries = zoo.list_models() if args.all else [zoo.get(name) for name in dict.fromkeys(args.names)]
+    failures = 0
+    for entry in entries:
+        if args.all and not entry.supported:
+            print(f"skipped {entry.name}: unsupported: {entry.reason}", file=sys.stderr)
+            continue
+        try:
+            path = _prepare_zoo_model(entry, args)
+        except FacelabError as exc:
+            failures += 1
+            report_failure(entry.name, _strip_name(entry.name, exc))
+            continue
+        print(f"{entry.name}: {path}")
+        if not entry.supported:
+            print(f"facelab: note: {entry.name} is downloaded, but facelab cannot load it: {entry.reason}",
+                  file=sys.stderr)
+    return EXIT_INPUT_FAILED if failures else EXIT_OK
+
+
+def add_download(sub) -> None:
+    p = sub.add_parser(
+        "download", help="download the paper's published networks (model zoo) and check their sha256",
+        description="Files go to $FACELAB_HOME/zoo/downloads (default ~/.cache/facelab). FACELAB_ZOO_MIRROR "
+                    "(a folder or an http(s) URL) replaces their origin. Exit code 2 if any download failed.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="zoo models to download (see --list)")
+    p.add_argument("--all", action="store_true", help="every model facelab can load (others are skipped)")
+    p.add_argument("--list", action="store_true", help="list the models: tasks, architecture, size, cached")
+    p.add_argument("--force", action="store_true", help="download again even when a checked copy is there")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-convert", action="store_true",
+                   help="only download; the conversion into a facelab checkpoint then happens on first load")
+    p.set_defaults(func=cmd_download)
+
+
 # --- parser -------------------------------------------------------------------
 ADDERS = [add_tour, add_synth, add_detect, add_prepare, add_train, add_evaluate, add_predict, add_export_onnx,
-          add_video_features, add_video_classify]
+          add_video_features, add_video_classify, add_download]
 
 
 def build_parser() -> argparse.ArgumentParser:

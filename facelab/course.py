@@ -46,6 +46,7 @@ import torch
 from .checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
 from .datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from .errors import CheckpointError, InvalidInputError
+from .labels import FACE_WORLD
 from .models import MultiTaskNet
 from .synth.writers import dataset_version
 from .train import train_attributes, train_emotion, train_identity
@@ -239,6 +240,7 @@ def load_cached(name: str, recipe: dict) -> MultiTaskNet | None:
 def _save(model: MultiTaskNet, name: str, recipe: dict, history: pd.DataFrame) -> MultiTaskNet:
     model_dir().mkdir(parents=True, exist_ok=True)
     history.to_csv(history_path(name), index=False)  # first: a checkpoint never lacks its history
+    model.trained_on = FACE_WORLD
     save_checkpoint(model, model_dir() / name, extra_config={"recipe": _normalised(recipe)})
     model.course_name = name
     return model.eval()

@@ -40,7 +40,9 @@ from .errors import (
     UnsupportedFormatError,
     VideoDecodeError,
 )
-from .labels import EMOTIONS_8, GENDERS, RACES
+from . import zoo
+from .checkpoints import zoo_checkpoint_path
+from .labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
 
 #: Largest upload the demo accepts, in megabytes (1 MB = 10**6 bytes).  Jupyter's
 #: websocket refuses messages over 10 MiB unless configured, so larger files would not
@@ -86,28 +88,40 @@ class CallableAnalyzer:
 
 
 class CheckpointAnalyzer:
-    """A :class:`~facelab.analyze.FaceAnalyzer` loaded from a checkpoint file on first use,
-    so that a missing or corrupt file is reported in the app instead of at start-up."""
+    """A :class:`~facelab.analyze.FaceAnalyzer` loaded on first use from checkpoint paths or
+    model-zoo names (``FaceAnalyzer(*models)``), so that a missing, corrupt or undownloadable
+    file is reported in the app instead of at start-up.
 
-    def __init__(self, path):
-        self.path = Path(path)
+    ``face_world_heads``: the heads known to come from face-world networks before loading
+    (after loading, the analyzer's own answer)."""
+
+    def __init__(self, *models, precision: str = "auto", face_world_heads=()):
+        self.models = models
+        self.path = Path(models[0]) if models else None
+        self.precision = precision
+        self._declared = list(face_world_heads)
         self._analyzer = None
 
     def load(self):
         if self._analyzer is None:
-            self._analyzer = analyzer_from_checkpoint(self.path)
+            self._analyzer = analyzer_from_checkpoint(*self.models, precision=self.precision)
         return self._analyzer
+
+    @property
+    def face_world_heads(self) -> list[str]:
+        return self._analyzer.face_world_heads if self._analyzer is not None else self._declared
 
     def analyze(self, images, names=None):
         return self.load().analyze(images, names=names)
 
 
-def analyzer_from_checkpoint(path):
-    """Load a facelab checkpoint (safetensors + JSON config) into a ``FaceAnalyzer``."""
+def analyzer_from_checkpoint(*models, precision: str = "auto"):
+    """A ``FaceAnalyzer`` of facelab checkpoints (paths) or model-zoo names, in
+    ``FaceAnalyzer(model, emotion_model)`` order.  CheckpointError (or its
+    ModelDownloadError) if one is missing, corrupt, mismatched or cannot be downloaded."""
     from .analyze import FaceAnalyzer
-    from .checkpoints import load_checkpoint
 
-    return FaceAnalyzer(load_checkpoint(path))  # CheckpointError if missing, corrupt or mismatched
+    return FaceAnalyzer(*models, precision=precision)
 
 
 def as_analyzer(spec):
@@ -135,6 +149,12 @@ TINY_BACKBONE = "lcnet_050"
 #: File name (stem) of the tiny demo model in the cache folder.
 TINY_STEM = "demo_tiny"
 _ATTRIBUTE_HEADS = ("age", "gender", "race")
+#: The paper's published emotion network the demo offers first (a :mod:`facelab.zoo` name).
+PAPER_MODEL = "enet_b0_8_best_afew"
+#: Shown above the app while the chosen emotion network learned only drawn faces.
+FACE_WORLD_NOTICE = ("Trained on drawn faces (the built-in face world): its answers on real photos are not "
+                     "meaningful. For real photos choose a paper network (facelab download "
+                     f"{PAPER_MODEL}).")
 
 
 def default_cache_dir() -> Path:
@@ -286,11 +306,30 @@ def _last(history, column):
     return None
 
 
+def paper_model_available(name: str = PAPER_MODEL, *, download: bool = False) -> bool:
+    """Can the demo use the paper's published network ``name`` (a :mod:`facelab.zoo` name)
+    without asking the internet?  Yes when it is cached (converted or downloaded), when
+    ``FACELAB_ZOO_MIRROR`` provides it, or when ``download=True`` (then the first use fetches
+    it from its origin).  Nothing is downloaded here."""
+    if download or zoo.cached(name) is not None or zoo_checkpoint_path(name).is_file():
+        return True
+    mirror = os.environ.get(zoo.MIRROR_ENV, "")
+    if mirror.startswith(("http://", "https://")):
+        return True
+    return bool(mirror) and (Path(mirror) / zoo.get(name).file).is_file()
+
+
 def default_models(cache_dir=None, *, train_seconds: float = 45.0, backbone: str = TINY_BACKBONE,
                    image_size: int = 48, n_faces: int = 480, seed: int = 0, precision: str = "auto",
-                   progress: bool = False) -> DemoModels:
+                   progress: bool = False, paper_model: str | None = PAPER_MODEL,
+                   download: bool = False) -> DemoModels:
     """The models the demo offers, best first.
 
+    0. The paper's published emotion network ``paper_model`` (a :mod:`facelab.zoo` name,
+       trained on AffectNet) when :func:`paper_model_available` says it can be had: cached,
+       from ``FACELAB_ZOO_MIRROR``, or ``download=True``.  It is loaded on first use, so a
+       failed download is a message in the app.  Age, gender and race come with it from the
+       course's attribute network when there is one (face world: hidden unless asked for).
     1. The course's own checkpoints when earlier notebooks left them in ``cache_dir``
        (default :func:`default_cache_dir`): the attribute network (age/gender/race heads,
        notebook 03) and the emotion network (notebook 04) together form Fig. 1
@@ -309,18 +348,29 @@ def default_models(cache_dir=None, *, train_seconds: float = 45.0, backbone: str
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     models = DemoModels()
     paths = course_checkpoints(cache_dir)
+    if paper_model and paper_model_available(paper_model, download=download):
+        entry = zoo.get(paper_model)
+        name = f"paper: {entry.name} ({entry.trained_on})"
+        attributes = paths[:1]
+        models[name] = CheckpointAnalyzer(*attributes, entry.name, precision=precision,
+                                          face_world_heads=list(_ATTRIBUTE_HEADS) if attributes else [])
+        models.notes[name] = (f"Emotion from the paper's published network {entry.name}, trained on "
+                              f"{entry.trained_on} ({entry.source}, {entry.licence})."
+                              + (" Age, gender and race come from the course's face-world network."
+                                 if attributes else ""))
     if paths:
         try:
             analyzer = FaceAnalyzer(*[load_checkpoint(p) for p in paths], precision=precision)
         except FacelabError as exc:
             models.notes["_skipped"] = f"cached checkpoints could not be used: {exc}"
         else:
-            name = "course model (" + " + ".join(p.stem for p in paths) + ")"
+            name = "course: face world (" + " + ".join(p.stem for p in paths) + ")"
             models[name] = analyzer
-            models.notes[name] = f"Checkpoints of the earlier notebooks: {', '.join(_shown_path(p) for p in paths)}."
+            models.notes[name] = (f"Trained on the face world by the earlier notebooks: "
+                                  f"{', '.join(_shown_path(p) for p in paths)}.")
 
     tiny = tiny_model_path(cache_dir, backbone=backbone, image_size=image_size, seed=seed)
-    name = f"tiny demo model ({backbone}, {image_size} px)"
+    name = f"course: tiny demo model, face world ({backbone}, {image_size} px)"
     if tiny.is_file():
         try:
             models[name] = FaceAnalyzer(load_checkpoint(tiny), precision=precision)
@@ -328,7 +378,7 @@ def default_models(cache_dir=None, *, train_seconds: float = 45.0, backbone: str
                                   "predictions are rough.")
         except FacelabError:
             pass  # a stale or broken cache file: train a new one below
-    if models:
+    if any(n.startswith("course") for n in models):
         return _clean_notes(models)
     if train_seconds and train_seconds > 0:
         try:
@@ -337,6 +387,7 @@ def default_models(cache_dir=None, *, train_seconds: float = 45.0, backbone: str
         except (FacelabError, ImportError, RuntimeError) as exc:  # fall back to an untrained network
             models.notes["_skipped"] = f"(Training the tiny model failed: {type(exc).__name__}: {exc})"
         else:
+            model.trained_on = FACE_WORLD
             save_checkpoint(model, tiny, extra_config={"demo_training": info})
             models[name] = FaceAnalyzer(model, precision=precision)
             models.notes[name] = (f"Tiny model trained just now on {info['train_faces']} face-world faces "
@@ -459,12 +510,23 @@ def face_label(row, columns: dict[str, str] | None = None) -> str:
     return " | ".join(parts) if parts else "face"
 
 
+def without_heads(df, heads):
+    """The analyze table without the columns of ``heads`` (e.g. hidden face-world age,
+    gender and race): ``age``; ``gender``, ``gender_prob``; ``race``, ``race_<Class>`` ..."""
+    drop = [c for c in df.columns for h in heads if c == h or str(c).startswith(f"{h}_")]
+    return df.drop(columns=drop) if drop else df
+
+
 def faces_table(df):
     """The table the app shows: one row per detected face with emotion (top-3
-    probabilities), age (eq. 1), gender and race (with their probabilities when given)."""
+    probabilities), valence and arousal (networks that have them), age (eq. 1), gender and
+    race (with their probabilities when given).  A head without a column in ``df`` (hidden,
+    or not in the model) has no column in the table."""
     import pandas as pd
 
     columns = emotion_columns(df)
+    shown = ["face", "box (x1, y1, x2, y2)", "emotion (top-3)"]
+    shown += [h for h in ("valence", "arousal", "age", "gender", "race") if h in df.columns]
     rows = []
     for number, (_, row) in enumerate((r for r in df.iterrows() if has_box(r[1])), start=1):
         top = top_emotions(row, columns, k=3)
@@ -474,12 +536,15 @@ def faces_table(df):
             "emotion (top-3)": ", ".join(f"{name}{_fmt_prob(p)}" for name, p in top) or "-",
             "age": _age_text(row) or "-",
         }
+        for key in ("valence", "arousal"):
+            value = row.get(key)
+            entry[key] = f"{float(value):+.2f}" if value is not None and math.isfinite(float(value)) else "-"
         for key in ("gender", "race"):
             text = _text(row, key)
             prob = _class_probability(row, key, text)
             entry[key] = "-" if text is None else f"{text}{_fmt_prob(prob)}"
-        rows.append(entry)
-    return pd.DataFrame(rows, columns=["face", "box (x1, y1, x2, y2)", "emotion (top-3)", "age", "gender", "race"])
+        rows.append({k: entry[k] for k in shown})
+    return pd.DataFrame(rows, columns=shown)
 
 
 def _class_probability(row, key: str, value: str | None) -> float:
@@ -635,7 +700,7 @@ class FaceDemo:
 
     def __init__(self, models: dict, *, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                  max_pixels: int | None = None, display_side: int = DEFAULT_DISPLAY_SIDE,
-                 title: str = "facelab: upload a photo, get emotion, age, gender and race per face"):
+                 title: str = "facelab: emotion, age, gender and race of every face in a photo"):
         import ipywidgets as widgets
 
         from .io import DEFAULT_MAX_PIXELS
@@ -650,6 +715,8 @@ class FaceDemo:
         self.last_result = None
         self.last_image = None
         self.last_table = None
+        #: The last upload, decoded (``H x W x 3`` RGB), or None.
+        self.last_upload_image = None
         self.history: list[tuple[str, str]] = []  # (file name, status kind) per upload
         self._last_upload: tuple[str, bytes] | None = None
 
@@ -658,12 +725,20 @@ class FaceDemo:
         self.model_choice = widgets.Dropdown(options=list(self.models), description="Model:",
                                              layout=widgets.Layout(width="auto"))
         self.note_line = widgets.HTML()
+        #: The domain-shift notice (visible while the chosen emotion network is a face-world one).
+        self.notice = widgets.HTML()
+        #: Face-world age / gender / race are hidden until this box is ticked.
+        self.show_attributes = widgets.Checkbox(
+            value=False, indent=False, layout=widgets.Layout(width="auto"),
+            description="show age, gender and race from face-world networks (not meaningful on real photos)")
         self.status_line = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(min_height="40px"))
         self.widget = widgets.VBox([
             widgets.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>"),
             widgets.HBox([self.upload, self.model_choice]),
+            self.notice,
             self.note_line,
+            self.show_attributes,
             self.status_line,
             self.output,
         ])
@@ -672,9 +747,12 @@ class FaceDemo:
         self.upload.add_class("facelab-upload")
         self.model_choice.add_class("facelab-model")
         self.output.add_class("facelab-output")
+        self.notice.add_class("facelab-notice")
+        self.show_attributes.add_class("facelab-show-attributes")
 
         self.upload.observe(self._on_upload, names="value")
         self.model_choice.observe(self._on_model_change, names="value")
+        self.show_attributes.observe(self._on_model_change, names="value")
         self._show_note()
         self._set_status("ready", f"Upload a photo (JPEG, PNG, ...; up to {self.max_upload_mb:g} MB).")
 
@@ -691,6 +769,18 @@ class FaceDemo:
     @property
     def model_name(self) -> str:
         return self.model_choice.value
+
+    @property
+    def face_world_heads(self) -> list[str]:
+        """The heads of the chosen model that come from face-world networks."""
+        return list(getattr(self.models[self.model_name], "face_world_heads", []) or [])
+
+    @property
+    def hidden_heads(self) -> list[str]:
+        """Face-world age / gender / race, hidden unless ``show_attributes`` is ticked."""
+        if self.show_attributes.value:
+            return []
+        return [h for h in self.face_world_heads if h in _ATTRIBUTE_HEADS]
 
     def handle_upload(self, name: str, content) -> object:
         """Decode ``content`` (the uploaded bytes of file ``name``), run the selected model
@@ -730,6 +820,7 @@ class FaceDemo:
     def _run(self, name: str, content: bytes):
         t0 = time.perf_counter()
         image = self._decode(name, content)
+        self.last_upload_image = image
         df = self.models[self.model_name].analyze([image], names=[name])
         seconds = time.perf_counter() - t0
         errors = [e for e in (row_error(row) for _, row in df.iterrows()) if e]
@@ -755,8 +846,10 @@ class FaceDemo:
     # -- showing -----------------------------------------------------------------------
     def _show_result(self, name: str, image: np.ndarray, df, seconds: float) -> None:
         self.last_result = df
-        self.last_image = annotate(image, df, display_side=self.display_side)
-        self.last_table = faces_table(df)
+        self._show_note()  # a lazily loaded model now knows which of its heads are face-world ones
+        shown = without_heads(df, self.hidden_heads)
+        self.last_image = annotate(image, shown, display_side=self.display_side)
+        self.last_table = faces_table(shown)
         n = len(self.last_table)
         h, w = image.shape[:2]
         outputs = [{
@@ -791,6 +884,10 @@ class FaceDemo:
     def _show_note(self) -> None:
         note = self.notes.get(self.model_name, "")
         self.note_line.value = (f"<div style='color:#a15c00'>&#9888; {html.escape(note)}</div>" if note else "")
+        face_world = self.face_world_heads
+        self.notice.value = (f"<div style='color:#a15c00;font-weight:bold'>&#9888; {html.escape(FACE_WORLD_NOTICE)}"
+                             "</div>" if "emotion" in face_world else "")
+        self.show_attributes.layout.display = None if any(h in _ATTRIBUTE_HEADS for h in face_world) else "none"
 
     def _set_status(self, kind: str, text: str) -> None:
         self._status_kind, self._status_text = kind, text
@@ -816,6 +913,11 @@ __all__ = [
     "faces_table",
     "face_label",
     "emotion_columns",
+    "without_heads",
+    "default_models",
+    "paper_model_available",
+    "PAPER_MODEL",
+    "FACE_WORLD_NOTICE",
     "top_emotions",
     "error_headline",
     "DEFAULT_MAX_UPLOAD_MB",

@@ -42,6 +42,12 @@ class PretrainedWeightsUnavailable(CheckpointError):
     """Pretrained (ImageNet) weights could not be downloaded or found in the local cache."""
 
 
+class ModelDownloadError(CheckpointError):
+    """A model-zoo file could not be downloaded, or the file at hand is not the published one
+    (wrong size or sha256).  The message names the URL, ``FACELAB_ZOO_MIRROR`` and the exact
+    path where the file can be placed by hand."""
+
+
 class DatasetFormatError(FacelabError):
     """A dataset folder or label file is not in the expected layout."""
 
@@ -56,5 +62,6 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "PretrainedWeightsUnavailable",
+    "ModelDownloadError",
     "DatasetFormatError",
 ]

@@ -87,6 +87,16 @@ def class_to_age(index: int) -> int:
     return int(index) + MIN_AGE
 
 
+#: ``trained_on`` of every network trained on the built-in face world: drawn faces, not photos.
+FACE_WORLD = "face world (synthetic)"
+
+
+def is_face_world(trained_on) -> bool:
+    """Did these weights learn only drawn faces (:data:`FACE_WORLD`)?  Their predictions on
+    real photos mean nothing: the photos come from another distribution (domain shift)."""
+    return isinstance(trained_on, str) and trained_on.startswith("face world")
+
+
 def group_label(member_emotions) -> str:
     """VGAF-style group label from the members' emotions: the majority valence wins,
     ties and a neutral majority give "Neutral"."""

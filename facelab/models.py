@@ -130,6 +130,9 @@ class MultiTaskNet(nn.Module):
             "crop": "tight",
         }
         self.backbone_frozen = False
+        #: What the weights learned from: ``labels.FACE_WORLD``, "AffectNet", "VGGFace2", ...
+        #: (None: not recorded).  Saved in checkpoints; apps warn about face-world networks.
+        self.trained_on: str | None = None
         if num_identities:
             self.add_head("identity", num_identities)
         if gender:
@@ -240,6 +243,7 @@ class MultiTaskNet(nn.Module):
             "age_hidden": self.age_hidden,
             "labels": copy.deepcopy(self.label_names),
             "preprocessing": copy.deepcopy(self.preprocessing),
+            "trained_on": self.trained_on,
         }
 
     @classmethod
@@ -255,6 +259,7 @@ class MultiTaskNet(nn.Module):
         for name, size in config.get("heads", {}).items():
             model.add_head(name, size, labels=labels.get(name))
         model.preprocessing.update(config.get("preprocessing") or {})
+        model.trained_on = config.get("trained_on")
         return model
 
     def extra_repr(self) -> str:

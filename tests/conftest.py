@@ -12,6 +12,14 @@ TINY = "test_efficientnet"  # a ~100k-parameter timm model made for tests (x has
 ALL_HEADS = dict(num_identities=3, emotion_classes=8, gender=True, race=True, age=True)
 
 
+@pytest.fixture(autouse=True)
+def private_facelab_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty $FACELAB_HOME (model zoo downloads, converted networks) and no
+    zoo mirror, so no test reads or writes the user's cache, and none depends on what it holds."""
+    monkeypatch.setenv("FACELAB_HOME", str(tmp_path_factory.mktemp("facelab_home")))
+    monkeypatch.delenv("FACELAB_ZOO_MIRROR", raising=False)
+
+
 @pytest.fixture
 def one_thread():
     """Small models gain nothing from several threads; on busy shared cores spinning threads slow them down."""

@@ -100,14 +100,11 @@ def test_bad_files_raise_checkpoint_error(tmp_path):
         load_checkpoint(truncated)
 
 
-def test_pickled_files_are_refused_without_trust(tmp_path):
+def test_pickled_models_are_never_unpickled_by_load_checkpoint(tmp_path):
     pickled = tmp_path / "model.pt"
     torch.save(timm.create_model(TINY, num_classes=8), pickled)
-    with pytest.raises(UnsafeCheckpointError, match="trust_pickle=True"):
+    with pytest.raises(UnsafeCheckpointError, match="import_hsemotion"):
         load_checkpoint(pickled)
-    with pytest.raises(UnsafeCheckpointError, match="trust_pickle=True"):
-        import_hsemotion(pickled, tmp_path / "out")
-    assert not (tmp_path / "out.safetensors").exists()
 
 
 def test_training_state_loads_as_a_model(tmp_path):
@@ -161,11 +158,12 @@ def hsemotion_like(num_classes, seed=0):
     return model.eval()
 
 
-def test_import_hsemotion_reproduces_the_logits(tmp_path):
+@pytest.mark.parametrize("trust_pickle", [False, True])
+def test_import_hsemotion_reproduces_the_logits(tmp_path, trust_pickle):
     original = hsemotion_like(8)
     pt = tmp_path / "enet_b0_8_best_afew.pt"
     torch.save(original, pt)
-    model = import_hsemotion(pt, tmp_path / "enet_b0_8", trust_pickle=True)
+    model = import_hsemotion(pt, tmp_path / "enet_b0_8", backbone=TINY, trust_pickle=trust_pickle)
     assert model.label_names["emotion"] == list(L.EMOTIONS_8)
     assert model.preprocessing["image_size"] == 224  # B0 -> 224 px
     images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(5))
@@ -175,7 +173,8 @@ def test_import_hsemotion_reproduces_the_logits(tmp_path):
         reloaded = load_checkpoint(tmp_path / "enet_b0_8")
         assert torch.allclose(reloaded(images)["emotion"], expected, atol=1e-5, rtol=0)
     config = read_checkpoint_config(tmp_path / "enet_b0_8")
-    assert config["backbone"] == TINY and config["extra"]["max_abs_logit_difference"] < 1e-5
+    assert config["backbone"] == TINY and config["trained_on"] == "AffectNet" and reloaded.trained_on == "AffectNet"
+    assert config["extra"]["imported_from"] == pt.name
 
 
 def test_import_hsemotion_seven_classes_and_sizes(tmp_path):
@@ -183,13 +182,17 @@ def test_import_hsemotion_seven_classes_and_sizes(tmp_path):
     torch.save(seven, tmp_path / "custom_7.pt")
     model = import_hsemotion(tmp_path / "custom_7.pt", tmp_path / "c7", trust_pickle=True)
     assert model.label_names["emotion"] == list(L.EMOTIONS_7)
-    assert model.preprocessing["image_size"] == 160  # from the model's own config
+    assert model.preprocessing["image_size"] == 160  # from the model's own config (only a trusted pickle has it)
+    assert import_hsemotion(tmp_path / "custom_7.pt", tmp_path / "c7s", backbone=TINY).preprocessing["image_size"] \
+        == 224  # read safely: no config survives, so the published default
+    with pytest.raises(CheckpointError, match="cannot tell which timm architecture"):
+        import_hsemotion(tmp_path / "custom_7.pt", tmp_path / "c7x")  # neither a known name nor backbone=
     torch.save(hsemotion_like(8), tmp_path / "enet_b2_8.pt")
-    assert import_hsemotion(tmp_path / "enet_b2_8.pt", tmp_path / "b2", trust_pickle=True) \
+    assert import_hsemotion(tmp_path / "enet_b2_8.pt", tmp_path / "b2", backbone=TINY) \
         .preprocessing["image_size"] == 260  # B2 -> 260 px
     torch.save(timm.create_model(TINY, num_classes=5), tmp_path / "five.pt")
     with pytest.raises(CheckpointError, match="8 or 7"):
-        import_hsemotion(tmp_path / "five.pt", tmp_path / "five", trust_pickle=True)
+        import_hsemotion(tmp_path / "five.pt", tmp_path / "five", backbone=TINY)
 
 
 def test_checkpoint_files_get_the_usual_permissions(tmp_path):

@@ -271,7 +271,37 @@ def test_default_models_pairs_the_course_checkpoints_and_ignores_others(tmp_path
 
     save_checkpoint(untrained_model(), tiny_model_path(tmp_path))
     models = default_models(tmp_path, train_seconds=0, precision="fp32")
-    assert list(models) == ["course model (03_attributes + 04_emotion)", "tiny demo model (lcnet_050, 48 px)"]
-    course = models["course model (03_attributes + 04_emotion)"]
+    assert list(models) == ["course: face world (03_attributes + 04_emotion)",
+                            "course: tiny demo model, face world (lcnet_050, 48 px)"]
+    course = models["course: face world (03_attributes + 04_emotion)"]
     assert course.heads == ["emotion", "age", "gender", "race"] and len(course.labels("emotion")) == 8
     assert "03_attributes.safetensors" in models.notes[next(iter(models))]
+
+
+def test_face_world_networks_carry_a_notice_and_hide_age_gender_race(face_photo):
+    pytest.importorskip("facenet_pytorch")
+    from conftest import tiny_model
+
+    from facelab.analyze import FaceAnalyzer
+    from facelab.demo import FACE_WORLD_NOTICE
+    from facelab.labels import FACE_WORLD
+
+    course = tiny_model(emotion_classes=8, gender=True, race=True, age=True)
+    course.trained_on = FACE_WORLD
+    unknown = tiny_model(emotion_classes=8, gender=True, race=True, age=True)  # trained_on not recorded
+    app = FaceDemo({"course": FaceAnalyzer(course, precision="fp32"), "other": FaceAnalyzer(unknown, precision="fp32")})
+    assert "drawn faces" in app.notice.value and app.face_world_heads == ["emotion", "age", "gender", "race"]
+    assert app.show_attributes.layout.display is None  # the box is offered
+    app.handle_upload("face.png", png_bytes(face_photo.image))
+    assert app.status_kind == "ok"
+    assert list(app.last_table.columns) == ["face", "box (x1, y1, x2, y2)", "emotion (top-3)"]  # hidden
+    assert {"age", "gender", "race"} <= set(app.last_result.columns)  # computed, only not shown
+    app.show_attributes.value = True  # ticking the box shows them (the last upload is shown again)
+    assert list(app.last_table.columns)[-3:] == ["age", "gender", "race"] and " y" in app.last_table["age"].iloc[0]
+    app.show_attributes.value = False
+    app.model_choice.value = "other"
+    assert app.notice.value == "" and app.show_attributes.layout.display == "none"
+    assert list(app.last_table.columns)[-3:] == ["age", "gender", "race"]  # not known to be face-world: shown
+    app.model_choice.value = "course"
+    assert "(the built-in face world): its answers on real photos are not meaningful" in app.notice.value
+    assert FACE_WORLD_NOTICE.startswith("Trained on drawn faces")
