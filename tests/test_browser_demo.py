@@ -163,6 +163,12 @@ def test_upload_photo_then_broken_file_then_photo_in_chromium(voila_url, photos,
             page.get_by_text("FACELAB_SUMMARY").wait_for(timeout=NOTEBOOK_RUN_S * 1000)
             page.locator(".facelab-demo .facelab-upload").wait_for(timeout=UPLOAD_S * 1000)  # widgets rendered
             assert page.locator(".facelab-demo").count() == 1
+            # The page opens with the app: it stands above the notebook's explanation.
+            explanation = page.get_by_role("heading", name="How it works")
+            assert page.locator(".facelab-demo").bounding_box()["y"] < explanation.bounding_box()["y"]
+            # Only face-world networks here: the domain-shift notice is shown.
+            notice = page.locator(".facelab-demo .facelab-notice")
+            assert "Trained on drawn faces" in notice.inner_text() and notice.is_visible()
 
             upload(page, photos["first"])
             text = status_for(page, "ok", photos["first"].name)
@@ -172,7 +178,9 @@ def test_upload_photo_then_broken_file_then_photo_in_chromium(voila_url, photos,
             img.wait_for(timeout=UPLOAD_S * 1000)
             assert img.evaluate("el => el.complete && el.naturalWidth") == 480  # DISPLAY_SIDE of the notebook
             table = output.locator("table").inner_text()
-            assert any(e in table for e in EMOTIONS_8) and " y" in table  # emotion label and age
+            assert any(e in table for e in EMOTIONS_8) and " y" not in table  # face-world age is hidden ...
+            page.locator(".facelab-demo .facelab-show-attributes input").check()  # ... until the box is ticked
+            page.locator(".facelab-demo .facelab-output table", has_text=" y").wait_for(timeout=UPLOAD_S * 1000)
             assert red_pixels(img.screenshot()) > 500  # the box and the label band are drawn
             page.screenshot(path=str(tmp_path / "1_photo.png"), full_page=True)
 

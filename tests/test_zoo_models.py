@@ -5,6 +5,7 @@ the way they were made (tests/published_models.py): whole tf_efficientnet_b0 mod
 timm-0.4 module paths, a state-dict identity backbone, and an InceptionResnetV1 state dict.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +172,26 @@ def test_the_demo_offers_the_paper_network_first(use_mirror, astronaut, tmp_path
     assert app.status_kind == "ok" and "1 face found" in app.status
     assert app.last_result.iloc[0]["emotion"] in L.EMOTIONS_8 and app.face_world_heads == []
     assert "FACELAB_ZOO_MIRROR" not in FACE_WORLD_NOTICE and "drawn faces" in FACE_WORLD_NOTICE
+
+
+@pytest.mark.slow
+def test_notebook_07_compares_the_two_networks_when_the_paper_network_can_be_had(use_mirror, tmp_path, monkeypatch):
+    """Offline (CI) notebook 07 skips its comparison with a message; with the network at hand it runs it."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from facelab.checkpoints import save_checkpoint
+    from facelab.demo import tiny_model_path, untrained_model
+
+    cache = tmp_path / "models"
+    tiny = untrained_model()
+    tiny.trained_on = L.FACE_WORLD
+    save_checkpoint(tiny, tiny_model_path(cache))  # the notebook's fallback model, so that it does not train
+    monkeypatch.setenv("FACELAB_MODELS", str(cache))
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    nb = nbformat.read(root / "07_upload_and_predict_demo.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    summary = json.loads(text.split("FACELAB_SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["astronaut_faces"] == {"course network (face world)": 1, "paper: enet_b0_8_best_afew (AffectNet)": 1}
+    assert "is not on this machine" not in text and "paper: enet_b0_8_best_afew (AffectNet): Emotion from" in text
