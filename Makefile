@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facelab-installed
 
-.PHONY: setup run test lab bench clean
+.PHONY: setup run test test-fast lab bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest --nbval-lax tests notebooks
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not notebook" tests
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -26,7 +26,7 @@ E. issue 4 -- fine-tuning all weights of the identity network of B for emotion b
 
 **Budget.**  "3 minutes on 2 cores" is turned into a fixed number of training images
 (``--budget``, default 30,000): mobilenetv1_100 trains at about 170 img/s at 64 px on the
-2 idle cores (design.md), so 3 min ~ 30,000 images.  Wall-clock time on a shared machine
+2 idle cores (measured in the project's first session), so 3 min ~ 30,000 images.  Wall-clock time on a shared machine
 says nothing, so every run prints its images, CPU seconds and wall seconds; an image seen
 by a SAM step counts twice (two forward/backward passes).  Stage A on a frozen backbone
 costs one forward pass per image (features cached) and is reported in CPU seconds.
@@ -71,7 +71,7 @@ from facelab.train import preload, train_attributes, train_emotion, train_identi
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "mobilenetv1_100"
 IMG_SIZE = 64
-IDLE_RATE = 170.0  # img/s, mobilenetv1_100 training at 64 px on 2 idle cores (design.md section 3)
+IDLE_RATE = 170.0  # img/s, mobilenetv1_100 training at 64 px on 2 idle cores (measured in the project's first session)
 NAMED_PAIRS = {frozenset(p) for p in [("Fear", "Surprise"), ("Anger", "Disgust"), ("Contempt", "Neutral"),
                                       ("Contempt", "Happiness"), ("Neutral", "Happiness")]}
 

@@ -1,6 +1,6 @@
 """Clip descriptors: pool per-frame face features into one vector per video.
 
-The paper (design.md §1 item 7) classifies a whole video clip from the
+The paper (docs/method.md, section 7) classifies a whole video clip from the
 penultimate-layer features ``x`` of the emotion CNN on the faces of its frames:
 
 * **Single-person clips (AFEW)** — one face per frame, the largest.  For the
@@ -374,7 +374,7 @@ def make_video_classifier(stats=FRAME_STATS, classifier: str = "svc", *, n_estim
 
 def compare_video_descriptors(train_clips, y_train, test_clips, y_test, *, group: bool = False,
                               classifier: str = "svc", seed: int = 0) -> dict:
-    """Test accuracy of several clip descriptors with the same classifier (design.md §1 item 7).
+    """Test accuracy of several clip descriptors with the same classifier (docs/method.md, section 7).
 
     Single-person clips (``group=False``; entries are ``(n_frames, D)`` arrays or
     :class:`facelab.video.ClipFeatures`): the middle frame alone, mean pooling alone and the

@@ -34,6 +34,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 #: Bounds (seconds): Voila start, the notebook's own run (kernel, imports, model load, its
 #: programmatic uploads), and one upload round trip.
 SERVER_START_S, NOTEBOOK_RUN_S, UPLOAD_S = 30, 75, 30
+pytestmark = pytest.mark.slow  # a Voila server, a kernel and a browser
 
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install chromium)",

@@ -1,6 +1,6 @@
 """The built-in face world: people, a parametric face renderer and scenes (RGB, deterministic).
 
-See design.md section 4: identity, age, gender, race group, expression and nuisance
+See docs/face-world.md: identity, age, gender, race group, expression and nuisance
 are independent factors of every rendered face, and real MTCNN detects the faces.
 """
 from .people import FACIAL_HAIR, HAIR_STYLES, Person, Traits, sample_people, sample_person
