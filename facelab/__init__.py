@@ -53,7 +53,7 @@ def __getattr__(name):
         return value
     if name in {"labels", "errors", "io", "faces", "datasets", "models", "losses", "sam", "train", "evaluate",
                 "checkpoints", "pooling", "video", "analyze", "demo", "synth", "notebooks", "course", "viz",
-                "prepare", "tour", "cli", "zoo", "paths", "legacy_pickle"}:
+                "prepare", "tour", "cli", "zoo", "paths", "legacy_pickle", "metrics"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
 

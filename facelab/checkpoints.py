@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from .errors import CheckpointError, FacelabError, UnsafeCheckpointError
 from .labels import FACE_WORLD
 from .legacy_pickle import backbone_to_multitasknet, load_pickle_safely, state_dict_of, to_multitasknet
 from .models import MultiTaskNet
-from .paths import zoo_dir
+from .paths import atomic_write_bytes, zoo_dir
 
 FORMAT = "facelab-checkpoint"
 FORMAT_VERSION = 1
@@ -70,37 +69,6 @@ def training_state_path(path) -> Path:
     """Where training state for resuming lives: ``runs/emotion.state.pt``."""
     stem = _stem(path)
     return stem.with_name(stem.name + ".state.pt")
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old or the new file, never
-    a half-written one: temporary file in the same folder, fsync, ``os.replace``.  The file
-    gets the usual permissions (0666 minus the umask), not mkstemp's private 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - some file systems do not allow fsync on folders
-        pass
-    return path
 
 
 # --- save / load --------------------------------------------------------------------

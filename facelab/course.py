@@ -48,10 +48,10 @@ from .datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from .errors import CheckpointError, InvalidInputError
 from .labels import FACE_WORLD
 from .models import MultiTaskNet
+from .paths import cache_dir, models_dir
 from .synth.writers import dataset_version
 from .train import train_attributes, train_emotion, train_identity
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
 RECIPE_VERSION = 1
 #: The course's backbone (see the module docstring for why not the paper's mobilenetv1_100).
@@ -77,26 +77,11 @@ _COMPLETE = ".facelab-course-complete"
 # =====================================================================================
 # Where things are cached
 # =====================================================================================
-def _in_source_checkout() -> bool:
-    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "facelab").is_dir() and \
-        os.access(REPO_ROOT, os.W_OK)
-
-
-def _cache_base() -> Path:
-    if os.environ.get("FACELAB_CACHE"):
-        return Path(os.environ["FACELAB_CACHE"]).expanduser()
-    if _in_source_checkout():
-        return REPO_ROOT / "data" / "cache"
-    return Path.home() / ".cache" / "facelab"
-
-
 def model_dir() -> Path:
     """Where the course's checkpoints live: ``$FACELAB_MODELS``, else ``$FACELAB_CACHE/models``,
     else ``<repo>/data/cache/models`` in a source checkout (git-ignored), else
     ``~/.cache/facelab/models`` (the same folder the demo looks in)."""
-    if os.environ.get("FACELAB_MODELS"):
-        return Path(os.environ["FACELAB_MODELS"]).expanduser()
-    return _cache_base() / "models"
+    return models_dir()
 
 
 def crops_dir() -> Path:
@@ -104,7 +89,7 @@ def crops_dir() -> Path:
     else ``<repo>/data/cache/crops`` in a source checkout, else ``~/.cache/facelab/crops``."""
     if os.environ.get("FACELAB_CROPS"):
         return Path(os.environ["FACELAB_CROPS"]).expanduser()
-    return _cache_base() / "crops"
+    return cache_dir() / "crops"
 
 
 # =====================================================================================

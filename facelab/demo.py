@@ -42,6 +42,7 @@ from .errors import (
 )
 from . import zoo
 from .checkpoints import zoo_checkpoint_path
+from .paths import models_dir
 from .labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
 
 #: Largest upload the demo accepts, in megabytes (1 MB = 10**6 bytes).  Jupyter's
@@ -158,17 +159,10 @@ FACE_WORLD_NOTICE = ("Trained on drawn faces (the built-in face world): its answ
 
 
 def default_cache_dir() -> Path:
-    """Where trained checkpoints are looked for: ``$FACELAB_MODELS``, else
-    ``$FACELAB_CACHE/models``, else ``<repo>/data/cache/models`` in a source checkout,
-    else ``~/.cache/facelab/models``."""
-    if os.environ.get("FACELAB_MODELS"):
-        return Path(os.environ["FACELAB_MODELS"])
-    if os.environ.get("FACELAB_CACHE"):
-        return Path(os.environ["FACELAB_CACHE"]) / "models"
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").is_file():
-        return repo / "data" / "cache" / "models"
-    return Path.home() / ".cache" / "facelab" / "models"
+    """Where trained checkpoints are looked for: :func:`facelab.paths.models_dir`
+    (``$FACELAB_MODELS``, else ``$FACELAB_CACHE/models``, else ``<repo>/data/cache/models`` in a
+    source checkout, else ``$FACELAB_HOME/models``)."""
+    return models_dir()
 
 
 def find_checkpoints(cache_dir) -> dict[str, list[Path]]:

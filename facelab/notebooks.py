@@ -11,7 +11,8 @@ import re
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 SUMMARY_PREFIX = "FACELAB_SUMMARY "
 COLAB_BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"

@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+
 
 
 def detection_step(out: Path) -> dict:

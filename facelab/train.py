@@ -45,6 +45,7 @@ from torch.utils.data import Dataset
 from . import labels as L
 from .errors import DatasetFormatError, FacelabError, InvalidInputError
 from .losses import class_weighted_cross_entropy
+from .metrics import head_metrics
 from .models import MultiTaskNet
 from .sam import SAM
 
@@ -499,8 +500,7 @@ def compute_features(model: MultiTaskNet, images: torch.Tensor, *, batch_size: i
 
 
 def _validate(model, forward, inputs, labels, objective, batch_size, top_l):
-    """Metrics of every trained head on a validation set (see facelab.evaluate.head_metrics)."""
-    from .evaluate import head_metrics
+    """Metrics of every trained head on a validation set (see facelab.metrics.head_metrics)."""
 
     model.eval()
     outputs = {head: [] for head in objective.heads}

@@ -40,6 +40,7 @@ from PIL import Image
 
 from .. import labels as L
 from ..errors import InvalidInputError
+from ..paths import data_dir
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
 #: Format 4 changed the expression table (``render.EXPRESSIONS``) and so every dataset.
@@ -666,15 +667,9 @@ def generate(name: str, root, *, n: int | None = None, seed: int = 0, size: int 
 
 
 def default_data_root() -> Path:
-    """Where generated datasets are cached: ``$FACELAB_DATA``, else ``<repo>/data/synth`` in a
-    source checkout, else ``~/.cache/facelab/synth``."""
-    env = os.environ.get("FACELAB_DATA")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "facelab").is_dir() and os.access(repo, os.W_OK):
-        return repo / "data" / "synth"
-    return Path.home() / ".cache" / "facelab" / "synth"
+    """Where generated datasets are cached: :func:`facelab.paths.data_dir` (``$FACELAB_DATA``,
+    else ``<repo>/data/synth`` in a source checkout, else ``$FACELAB_HOME/synth``)."""
+    return data_dir()
 
 
 def dataset_version(name: str) -> int:
