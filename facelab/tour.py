@@ -18,7 +18,6 @@ from pathlib import Path
 from .paths import REPO_ROOT
 
 
-
 def detection_step(out: Path) -> dict:
     """Detect faces on a real photo and on a face-world scene; write annotated copies."""
     import numpy as np
