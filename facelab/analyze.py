@@ -42,7 +42,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .errors import FacelabError, InvalidInputError
+from .faces import check_detect_size, crop_faces
 from .labels import is_face_world
+from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
+from .video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, iter_frames, track_faces
 
 #: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -209,11 +212,33 @@ class TorchNetwork:
         example = self.prepare(255 * torch.rand(2, 3, self.image_size, self.image_size,
                                                 generator=torch.Generator().manual_seed(0)))
         tolerance = 0.05 if self.dtype == torch.bfloat16 else 1e-3
+
+        class SpatialMeanAsPool(torch.overrides.TorchFunctionMode):
+            """Traces ``x.mean((2, 3))`` of an N x C x H x W tensor as ``avg_pool2d`` over the
+            whole map (the same numbers).  PyTorch's mean over H, W of a channels_last bf16
+            tensor takes a slow path: ~17% of EfficientNet-B0's time in its squeeze-excitation
+            blocks, 10x what oneDNN's pooling takes (benchmarks/bench_analyze.py).  Set
+            ``network.mean_as_pool = False`` before the first call to trace the plain mean."""
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if func in (torch.mean, torch.Tensor.mean) and kwargs.get("dtype") is None and args:
+                    x, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim")
+                    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+                    dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+                    if isinstance(x, torch.Tensor) and x.ndim == 4 and all(isinstance(d, int) for d in dims) \
+                            and sorted(d % 4 for d in dims) == [2, 3]:
+                        out = torch.nn.functional.avg_pool2d(x, tuple(x.shape[-2:]))
+                        return out if keep else out.flatten(1)
+                return func(*args, **kwargs)
+
         try:
             with torch.no_grad(), warnings.catch_warnings(), onednn_fusion(fuse):
                 warnings.simplefilter("ignore")
                 expected = self.backbone(example).float()
-                frozen = torch.jit.freeze(torch.jit.trace(self.backbone, example, check_trace=False).eval())
+                with SpatialMeanAsPool() if getattr(self, "mean_as_pool", True) else contextlib.nullcontext():
+                    traced = torch.jit.trace(self.backbone, example, check_trace=False)
+                frozen = torch.jit.freeze(traced.eval())
                 for _ in range(3):  # TorchScript profiles the first calls, then compiles
                     got = frozen(example).float()
             scale = float(expected.abs().max()) or 1.0
@@ -623,7 +648,7 @@ class FaceAnalyzer:
     def columns(self, video: bool = False) -> list[str]:
         """The DataFrame columns, in order."""
         cols = ["input", "name"] + (["frame", "time"] if video else [])
-        cols += ["face", "x1", "y1", "x2", "y2", "det_prob"]
+        cols += ["face"] + (["track"] if video else []) + ["x1", "y1", "x2", "y2", "det_prob"]
         if "emotion" in self.head_source:
             cols += ["emotion"] + [f"emotion_{c}" for c in self.labels("emotion")]
         cols += [h for h in VALUE_HEADS if h in self.head_source]
@@ -642,6 +667,7 @@ class FaceAnalyzer:
         df["face"] = df["face"].astype("Int64")
         if video:
             df["frame"] = df["frame"].astype("Int64")
+            df["track"] = df["track"].astype("Int64")
         for col in ("emotion", "gender", "race"):
             if col in df:
                 df[col] = df[col].astype(object)
@@ -650,53 +676,111 @@ class FaceAnalyzer:
 
     # --- videos -----------------------------------------------------------------
     def analyze_video(self, path, every: int = 1, *, name: str | None = None, input_index: int = 0,
-                      chunk_frames: int | None = None):
+                      chunk_frames: int | None = None, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                      detect_every: int = 1, appearance: str = "color", tracker: FaceTracker | None = None):
         """Per-frame rows for a video file (every ``every``-th frame), as :meth:`analyze`,
-        plus ``frame`` (index in the clip) and ``time`` (seconds).  Frames are decoded as a
-        stream (:func:`facelab.video.iter_frames`) and detected ``batch_size`` at a time;
-        a frame without a face gives one ``"no face"`` row; a clip that cannot be decoded
+        plus ``frame`` (index in the clip), ``time`` (seconds) and ``track`` (the same number
+        for the same person in every frame, :class:`facelab.tracking.FaceTracker`).
+
+        Frames are decoded as a stream in a background thread (:func:`facelab.video.iter_frames`)
+        and handled ``chunk_frames`` at a time (default 8, at most ``batch_size``).  The
+        detector runs on every ``detect_every``-th frame at the working resolution
+        ``detect_size`` (longer side in pixels, None: full resolution); on the frames in
+        between the tracks are carried along their predicted boxes, and those rows have
+        ``det_prob`` NaN.  Crops always come from the full-resolution frame and every
+        frame's faces go through the networks.  ``appearance`` is what the tracker compares
+        besides the boxes (:func:`facelab.tracking.appearance_vectors`): ``"color"`` (a colour
+        histogram of the face crop), ``"features"`` (the first network's own features; one more
+        pass of it on the detected faces) or ``"features+color"``.  Colour is the default: an
+        emotion network's features change with the expression about as much as between
+        people (notebook 05), a face's colours do not.
+
+        A frame without a face gives one ``"no face"`` row; a clip that cannot be decoded
         (or breaks off) gives a ``"failed"`` row with the reason after the frames before it.
         """
         return self._frame(list(self._video_rows(path, every, name=name, input_index=input_index,
-                                                 chunk_frames=chunk_frames)), video=True)
+                                                 chunk_frames=chunk_frames, detect_size=detect_size,
+                                                 detect_every=detect_every, appearance=appearance,
+                                                 tracker=tracker)), video=True)
 
     def _video_rows(self, path, every: int = 1, *, name=None, input_index: int = 0,
-                    chunk_frames: int | None = None) -> Iterator[dict]:
-        from .video import iter_frames
-
+                    chunk_frames: int | None = None, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                    detect_every: int = 1, appearance: str = "color",
+                    tracker: FaceTracker | None = None) -> Iterator[dict]:
         name = os.fspath(path) if name is None else name
-        chunk_frames = int(chunk_frames or self.batch_size)
-        frames = iter_frames(path, every=every)
-        buffer: list = []
+        detect_size, detect_every = check_detect_size(detect_size), check_detect_every(detect_every)
+        appearance_fn = self._appearance_fn(check_appearance(appearance))
+        tracker = FaceTracker() if tracker is None else tracker.reset()
+        chunk_frames = int(chunk_frames or min(self.batch_size, DEFAULT_CHUNK_FRAMES))
         n_frames = 0
-        while True:
-            error = None
-            try:
-                frame = next(frames)
-            except StopIteration:
-                frame = None
-            except Exception as exc:  # noqa: BLE001 - the clip breaks off: report it as a row
-                frame, error = None, _short_error(exc)
-            if frame is not None:
-                buffer.append(frame)
-                n_frames += 1
-            if buffer and (frame is None or len(buffer) >= chunk_frames):
-                chunk = [_Input(input_index, f"{name}", f.image) for f in buffer]
-                extra = [{"frame": f.index, "time": f.time} for f in buffer]
-                yield from self._analyze_chunk(chunk, extra)
-                buffer = []
-            if frame is None:
-                if error is not None:
-                    yield {"input": input_index, "name": name, "status": STATUS_FAILED, "error": error}
-                elif n_frames == 0:
-                    yield {"input": input_index, "name": name, "status": STATUS_FAILED,
-                           "error": f"{name}: no frames decoded; check the video file"}
-                return
+        try:
+            for chunk in track_faces(iter_frames(path, every=every), appearance_fn=appearance_fn, tracker=tracker,
+                                     detect_every=detect_every, detect_size=detect_size, chunk_frames=chunk_frames,
+                                     min_face_size=self.min_face_size, threshold=self.threshold, device=self.device):
+                n_frames += len(chunk)
+                yield from self._tracked_rows(chunk, name, input_index)
+        except Exception as exc:  # noqa: BLE001 - the clip breaks off: report it as a row
+            yield {"input": input_index, "name": name, "status": STATUS_FAILED, "error": _short_error(exc)}
+            return
+        if n_frames == 0:
+            yield {"input": input_index, "name": name, "status": STATUS_FAILED,
+                   "error": f"{name}: no frames decoded; check the video file"}
 
-    def analyze_paths(self, paths, every: int = 1):
+    def _appearance_fn(self, kind: str):
+        """What the tracker compares: crops of the detected faces -> appearance vectors."""
+        net = self.networks[self._needed_networks()[0]]
+
+        def appearance(frames, boxes):
+            crops = crop_faces([f.image for f in frames], [[tuple(b) for b in bx] for bx in boxes],
+                               size=net.image_size, policy="tight")
+            feats = None
+            if kind != "color":
+                parts = [net.features(crops[s:s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
+                feats = np.concatenate([p.float().cpu().numpy() if hasattr(p, "cpu") else np.asarray(p)
+                                        for p in parts])
+            inside = np.concatenate([inside_part(bx, f.image.shape[1::-1]) for f, bx in zip(frames, boxes)])
+            return appearance_vectors(kind, feats, crops, inside=inside)
+
+        return appearance
+
+    def _tracked_rows(self, chunk: list, name: str, input_index: int) -> Iterator[dict]:
+        """Rows of a chunk of tracked frames (:func:`facelab.video.track_faces`)."""
+        with_faces = [tf for tf in chunk if len(tf.boxes)]
+        probs = {}
+        if with_faces:
+            images = [tf.frame.image for tf in with_faces]
+            boxes = [[tuple(b) for b in tf.boxes] for tf in with_faces]
+            probs = self.predict_crops({s: crop_faces(images, boxes, size=s, policy="tight")
+                                        for s in self.crop_sizes()})
+            if "age" in probs:
+                probs["_age_years"] = self.ages(probs["age"])
+        k = 0
+        for tf in chunk:
+            base = {"input": input_index, "name": name, "frame": tf.frame.index, "time": tf.frame.time}
+            if not len(tf.boxes):
+                yield {**base, "status": STATUS_NO_FACE, "error": ""}
+                continue
+            for j, box in enumerate(tf.boxes):
+                row = {**base, "face": j, "track": int(tf.tracks[j]), "x1": float(box[0]), "y1": float(box[1]),
+                       "x2": float(box[2]), "y2": float(box[3]), "det_prob": float(tf.det_prob[j])}
+                row.update(self._head_values(probs, k))
+                row.update(status=STATUS_OK, error="")
+                k += 1
+                yield row
+
+    def analyze_paths(self, paths, every: int = 1, *, detect_size: int | None = DEFAULT_DETECT_SIZE,
+                      detect_every: int = 1, appearance: str = "color", per_track: bool = False):
         """Images, folders and videos together (what ``facelab predict`` runs): video files
-        (by extension) give per-frame rows, everything else is analysed as an image.
-        Columns as :meth:`analyze_video` (``frame``/``time`` empty for still images)."""
+        (by extension) give per-frame rows (:meth:`analyze_video`, with its ``detect_size``,
+        ``detect_every`` and ``appearance``), everything else is analysed as an image.
+        Columns as :meth:`analyze_video` (``frame``/``time``/``track`` empty for still images).
+
+        ``per_track=True``: one row per face track of each video instead
+        (:meth:`summarize_tracks`, computed while the video streams), with the rows of the
+        images, failed inputs and videos without a face kept.
+        """
+        detect_size, detect_every = check_detect_size(detect_size), check_detect_every(detect_every)
+        check_appearance(appearance)
         rows, pending = [], []
 
         def flush():
@@ -707,13 +791,113 @@ class FaceAnalyzer:
         for i, (name, src, kind) in enumerate(expand_inputs(paths, videos=True)):
             if kind == "video":
                 flush()
-                rows.extend(self._video_rows(src, every, name=name, input_index=i))
+                video_rows = self._video_rows(src, every, name=name, input_index=i, detect_size=detect_size,
+                                              detect_every=detect_every, appearance=appearance)
+                rows.extend(self._summarize_video(video_rows) if per_track else video_rows)
             else:
                 pending.append(_Input(i, name, src, src if kind == "error" else None))
                 if len(pending) >= DEFAULT_CHUNK_IMAGES:
                     flush()
         flush()
-        return self._frame(rows, video=True)
+        return self._track_frame(rows) if per_track else self._frame(rows, video=True)
+
+    # --- per-track summaries ------------------------------------------------------
+    def track_columns(self) -> list[str]:
+        """The columns of :meth:`summarize_tracks`, in order."""
+        cols = self.columns()
+        return cols[:2] + ["track", "first_frame", "last_frame", "first_time", "last_time", "frames"] + cols[2:]
+
+    def summarize_tracks(self, df):
+        """One row per face track of each video of a per-frame DataFrame (:meth:`analyze_video`,
+        :meth:`analyze_paths`); rows of images and of failed inputs are kept as they are.
+
+        A track's row: ``track``, ``first_frame`` / ``last_frame`` (and times), ``frames``
+        (frames it was seen in), ``det_prob`` (mean where detected); ``emotion_<Class>``:
+        the mean of the per-frame probabilities, ``emotion`` their argmax (``race`` alike);
+        ``valence``, ``arousal`` and ``age``: means; ``gender``: the majority of the frames,
+        ``gender_prob``: the mean probability of that gender.  Box columns are empty.  A
+        video without any face gives one ``"no face"`` row; a video that broke off keeps its
+        ``"failed"`` row after its tracks.
+        """
+        rows = [{k: v for k, v in r.items() if not _is_missing(v)} for r in df.to_dict("records")]
+        out, start = [], 0
+        while start < len(rows):
+            stop = start
+            while stop < len(rows) and rows[stop]["input"] == rows[start]["input"]:
+                stop += 1
+            group = rows[start:stop]
+            out += self._summarize_video(group) if any("frame" in r for r in group) else group
+            start = stop
+        return self._track_frame(out)
+
+    def _summarize_video(self, rows) -> list[dict]:
+        """The per-frame rows of one video (an iterable, consumed as it streams) -> its
+        per-track rows, then its failure row if it has one."""
+        tracks: dict[int, dict] = {}
+        base, failed = None, []
+        for row in rows:
+            base = base or {"input": row["input"], "name": row["name"]}
+            if row["status"] == STATUS_FAILED:
+                failed.append({k: v for k, v in row.items() if k not in ("frame", "time")})
+            elif row["status"] == STATUS_OK:
+                acc = tracks.get(row["track"])
+                if acc is None:
+                    acc = tracks[row["track"]] = {"first": row, "last": row, "n": 0, "det": [], "sums": {},
+                                                  "gender": {}}
+                acc["last"], acc["n"] = row, acc["n"] + 1
+                if math.isfinite(row.get("det_prob", math.nan)):
+                    acc["det"].append(row["det_prob"])
+                for col, value in row.items():
+                    if col.startswith(("emotion_", "race_")) or col in ("valence", "arousal", "age"):
+                        acc["sums"][col] = acc["sums"].get(col, 0.0) + float(value)
+                if "gender" in row:
+                    votes = acc["gender"].setdefault(row["gender"], [0, 0.0])
+                    votes[0] += 1
+                    votes[1] += float(row["gender_prob"])
+        out = [self._track_row(base, track, acc) for track, acc in sorted(tracks.items())]
+        if not out and not failed and base is not None:
+            out.append({**base, "status": STATUS_NO_FACE, "error": ""})
+        return out + failed
+
+    def _track_row(self, base: dict, track: int, acc: dict) -> dict:
+        n = acc["n"]
+        row = {**base, "track": track, "first_frame": acc["first"]["frame"], "last_frame": acc["last"]["frame"],
+               "first_time": acc["first"]["time"], "last_time": acc["last"]["time"], "frames": n,
+               "det_prob": float(np.mean(acc["det"])) if acc["det"] else math.nan}
+        row.update({col: total / n for col, total in acc["sums"].items()})
+        for head in ("emotion", "race"):
+            if head in self.head_source:
+                names = self.labels(head)
+                row[head] = names[int(np.argmax([row[f"{head}_{c}"] for c in names]))]
+        votes = acc["gender"]  # gender -> [frames that voted for it, sum of their gender_prob]
+        if votes:
+            majority = max(votes, key=lambda g: votes[g][0])
+            total = votes[majority][1]
+            if len(self.labels("gender")) == 2:  # a frame that voted for the other gave it 1 - gender_prob
+                total += sum(k - p for g, (k, p) in votes.items() if g != majority)
+            row["gender"], row["gender_prob"] = majority, total / n
+        row.update(status=STATUS_OK, error="")
+        return row
+
+    def _track_frame(self, rows: list):
+        import pandas as pd
+
+        df = pd.DataFrame(rows, columns=self.track_columns())
+        for col in ("track", "first_frame", "last_frame", "frames", "face"):
+            df[col] = df[col].astype("Int64")
+        for col in ("emotion", "gender", "race"):
+            if col in df:
+                df[col] = df[col].astype(object)
+        df["error"] = df["error"].fillna("").astype(str)
+        return df
+
+
+def _is_missing(value) -> bool:
+    """NaN, None and pandas' NA (what DataFrame.to_dict gives for empty cells)."""
+    try:
+        return value is None or bool(value != value)
+    except TypeError:  # pd.NA cannot be compared to a bool
+        return True
 
 
 def _torch_from(array):

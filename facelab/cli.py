@@ -524,6 +524,14 @@ def _strip_name(name, error) -> str:
     return error[len(f"{name}: "):] if error.startswith(f"{name}: ") else error
 
 
+def _detect_size(text) -> int:
+    """``--detect-size``: 0 (full resolution) or a working size of at least 12 pixels."""
+    value = _int_at_least(0)(text)
+    if 0 < value < 12:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (full resolution) or >= 12 pixels")
+    return value
+
+
 def cmd_predict(args) -> int:
     from .analyze import FaceAnalyzer, write_annotated
 
@@ -536,7 +544,9 @@ def cmd_predict(args) -> int:
               "(the face world); on real photos these predictions are not meaningful. For real faces use the "
               "paper's networks, e.g. --emotion-model enet_b0_8_best_afew (facelab download --list)",
               file=sys.stderr)
-    df = analyzer.analyze_paths(args.paths, every=args.every)
+    df = analyzer.analyze_paths(args.paths, every=args.every, detect_size=args.detect_size or None,
+                                detect_every=args.detect_every, appearance=args.appearance,
+                                per_track=args.per_track)
     try:
         if args.json is not None:
             text = df.to_json(orient="records", indent=1)
@@ -550,7 +560,7 @@ def cmd_predict(args) -> int:
         else:
             df.to_csv(sys.stdout, index=False)
         if args.annotate:
-            write_annotated(df, args.annotate)
+            write_annotated(df[df["track"].isna()] if args.per_track else df, args.annotate)
     except OSError as exc:
         print(f"facelab: error: cannot write the results ({exc})", file=sys.stderr)
         return EXIT_INPUT_FAILED
@@ -559,7 +569,10 @@ def cmd_predict(args) -> int:
         report_failure(row["name"], _strip_name(row["name"], row["error"]))
     if (args.json not in (None, "-")) or (args.csv not in (None, "-")):
         n_inputs = df["input"].nunique()
-        print(f"{n_inputs} inputs: {int((df['status'] == 'ok').sum())} faces, "
+        ok = df["status"] == "ok"
+        faces = (f"{int(df['track'].notna().sum())} face tracks, {int((ok & df['track'].isna()).sum())} faces in "
+                 "images" if args.per_track else f"{int(ok.sum())} faces")
+        print(f"{n_inputs} inputs: {faces}, "
               f"{int((df['status'] == 'no face').sum())} without a face, {len(failed)} failed "
               f"-> {args.json if args.json is not None else args.csv}")
     return EXIT_INPUT_FAILED if len(failed) else EXIT_OK
@@ -588,6 +601,21 @@ def add_predict(sub) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--every", type=int, default=1, help="videos: analyse every k-th frame (default 1)")
+    p.add_argument("--detect-size", type=_detect_size, default=640, metavar="PX",
+                   help="videos: run the face detector on frames shrunk to this longer side (default 640; "
+                        "0: full resolution); boxes are mapped back and crops cut from the full frame. The "
+                        "smallest face searched is max(--min-face-size, 12 x the frame's longer side / PX) pixels")
+    p.add_argument("--detect-every", type=_int_at_least(1), default=1, metavar="K",
+                   help="videos: run the detector on every K-th analysed frame and carry the face tracks "
+                        "in between (default 1: every frame; 3-5 is several times faster)")
+    p.add_argument("--appearance", choices=("color", "features", "features+color"), default="color",
+                   help="videos: what the tracker compares besides the boxes: a colour histogram of the face "
+                        "(default), the network's own features (an emotion network's change with the "
+                        "expression), or both")
+    p.add_argument("--per-track", action="store_true",
+                   help="videos: one row per face track (first/last frame, frames seen, mean emotion "
+                        "probabilities and their argmax, mean valence/arousal/age, majority gender) "
+                        "instead of one row per face and frame")
     p.add_argument("--min-face-size", type=int, default=20, help="MTCNN: smallest face in pixels (default 20)")
     p.add_argument("--threshold", type=float, default=0.9, help="MTCNN: keep faces above this probability")
     p.set_defaults(func=cmd_predict)

@@ -123,8 +123,12 @@ def detect_faces(images, *, min_face_size: int = 20, threshold: float = 0.9, bat
         (:func:`working_size`; bilinear with antialiasing) before MTCNN runs; smaller
         images are not enlarged.  Boxes and landmarks are returned in the coordinates of
         the full image.  MTCNN cannot see faces under 12 pixels of the image it runs on,
-        so the smallest face found is ``max(min_face_size, 12 / scale)`` image pixels
+        so the smallest face searched is ``max(min_face_size, 12 / scale)`` image pixels
         (:func:`smallest_face`): 36 px in a 1920 x 1080 frame at ``detect_size=640``.
+        Measured on drawn faces in 1920 x 1080 frames (8 per size, ``min_face_size=20``),
+        every face was found from 24 px up at full resolution, from 32 px at 1280, from
+        36 px at 960 and from 48 px at 640 (at 640: 3/8 at 28-32 px, 6/8 at 36 px, 4-7/8
+        at 40-44 px).
 
     Returns
     -------

@@ -214,6 +214,53 @@ def group_statistics(frames, l2_normalize: bool = False, *, dim: int | None = No
     return Descriptor(l2_normalize_vector(vector) if l2_normalize else vector, True)
 
 
+
+def tracks_by_frame(tracks, *, dim: int | None = None) -> list:
+    """Face tracks -> the features of each frame, people in track order (what
+    :func:`group_statistics` pools).
+
+    ``tracks`` is a list of ``(frame_indices, features)`` pairs, one per person: the
+    frames the track covers (n integers, each once) and its ``(n, D)`` features.  Returns
+    one ``(k_t, D)`` array per frame that has a track, in frame order.
+    """
+    rows: dict[int, list] = {}
+    for k, track in enumerate(tracks):
+        try:
+            frames, F = track
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"track {k}: expected a (frame_indices, features) pair") from None
+        F = as_feature_matrix(F, name=f"track {k} features")
+        dim = _check_dim(F, dim, f"track {k}")
+        frames = np.asarray(frames).reshape(-1)
+        if len(frames) != len(F) or (len(frames) and frames.dtype.kind not in "iu"):
+            raise InvalidInputError(f"track {k}: {len(frames)} frame indices for {len(F)} feature rows; "
+                                    "need one integer frame index per row")
+        if len(np.unique(frames)) != len(frames):
+            raise InvalidInputError(f"track {k}: a frame index appears twice; one face per track and frame")
+        for t, row in zip(frames.tolist(), F):
+            rows.setdefault(t, []).append(row)
+    return [np.stack(rows[t]) for t in sorted(rows)]
+
+
+def track_group_statistics(tracks, l2_normalize: bool = False, *, dim: int | None = None) -> Descriptor:
+    """Group descriptor of a clip from its face tracks: people first, then frames.
+
+    In each frame the features of the people (tracks) in view are pooled (mean and std
+    over people), then those are pooled over the frames -- :func:`group_statistics` of
+    :func:`tracks_by_frame`.  ``tracks``: ``(frame_indices, features)`` pairs, one per
+    person.  No track: the all-zero descriptor with ``has_face=False`` (``dim`` needed).
+    """
+    tracks = list(tracks)
+    if not tracks and dim is None:
+        raise InvalidInputError("track group: no tracks and no dim given; cannot size the descriptor")
+    frames = tracks_by_frame(tracks, dim=dim)
+    if dim is None:
+        dim = as_feature_matrix(tracks[0][1], name="track 0 features").shape[1]
+    if not frames:
+        return Descriptor(np.zeros(4 * int(dim)), False)
+    return group_statistics(frames, l2_normalize, dim=dim)
+
+
 def _check_stats(stats) -> tuple[str, ...]:
     if isinstance(stats, str):
         stats = (stats,)
@@ -405,6 +452,8 @@ __all__ = [
     "Descriptor",
     "frame_statistics",
     "group_statistics",
+    "tracks_by_frame",
+    "track_group_statistics",
     "l2_normalize_vector",
     "VideoDescriptor",
 ]
