@@ -45,7 +45,10 @@ from .errors import FacelabError, InvalidInputError
 from .faces import check_detect_size, crop_faces
 from .labels import is_face_world
 from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
-from .video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, iter_frames, track_faces
+from .checkpoints import as_model
+from .faces import resize_crops
+from .frames import iter_frames
+from .video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, track_faces
 
 #: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -116,22 +119,6 @@ def resolve_precision(precision: str = "auto", device="cpu", backend: str = "tor
 
 
 # --- network runners -----------------------------------------------------------------------
-def _as_model(model):
-    """A checkpoint path or a MultiTaskNet -> (MultiTaskNet, source name)."""
-    from .models import MultiTaskNet
-
-    if isinstance(model, MultiTaskNet):
-        return model, f"<{type(model).__name__} {model.backbone_name}>"
-    if isinstance(model, (str, os.PathLike)):
-        from .checkpoints import load_checkpoint
-
-        return load_checkpoint(model, device="cpu"), os.fspath(model)
-    raise InvalidInputError(
-        f"model must be a checkpoint path or a facelab MultiTaskNet, not {type(model).__name__}; "
-        "load HSEmotion weights with facelab.checkpoints.import_hsemotion first"
-    )
-
-
 @contextlib.contextmanager
 def onednn_fusion(enabled: bool = True):
     """Turn on TorchScript's oneDNN Graph fuser (conv + bias + activation in one CPU kernel,
@@ -175,7 +162,7 @@ class TorchNetwork:
                  batch_size: int = 32):
         import torch
 
-        model, self.source = _as_model(model)
+        model, self.source = as_model(model)
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"precision={precision!r}: TorchNetwork runs 'bf16' or 'fp32'")
         self.config = model.config
@@ -262,7 +249,7 @@ class TorchNetwork:
         x = crops.to(self.device, non_blocking=True)
         if not x.is_floating_point() or x.dtype == torch.float64:
             x = x.float()
-        x = _resize_crops(x, self.image_size)
+        x = resize_crops(x, self.image_size)
         n = len(x)
         out = torch.empty((max(n, rows or 0), *x.shape[1:]), dtype=self.dtype, device=self.device,
                           memory_format=torch.channels_last)
@@ -288,17 +275,6 @@ class TorchNetwork:
         with torch.inference_mode():
             feats = self.features(crops)
             return {name: head(feats).float().cpu().numpy() for name, head in self.heads.items()}
-
-
-def _resize_crops(x, size: int):
-    """Crops of another size -> ``size x size`` (bilinear, antialiased); same size: unchanged."""
-    import torch.nn.functional as F
-
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise InvalidInputError(f"crops must be an N x 3 x S x S tensor of RGB faces, got shape {tuple(x.shape)}")
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32):
@@ -682,7 +658,7 @@ class FaceAnalyzer:
         plus ``frame`` (index in the clip), ``time`` (seconds) and ``track`` (the same number
         for the same person in every frame, :class:`facelab.tracking.FaceTracker`).
 
-        Frames are decoded as a stream in a background thread (:func:`facelab.video.iter_frames`)
+        Frames are decoded as a stream in a background thread (:func:`facelab.frames.iter_frames`)
         and handled ``chunk_frames`` at a time (default 8, at most ``batch_size``).  The
         detector runs on every ``detect_every``-th frame at the working resolution
         ``detect_size`` (longer side in pixels, None: full resolution); on the frames in

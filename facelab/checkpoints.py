@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from torch import nn
 
 from . import labels as L
 from . import zoo
-from .errors import CheckpointError, FacelabError, UnsafeCheckpointError
+from .errors import CheckpointError, FacelabError, InvalidInputError, UnsafeCheckpointError
 from .labels import FACE_WORLD
 from .legacy_pickle import backbone_to_multitasknet, load_pickle_safely, state_dict_of, to_multitasknet
 from .models import MultiTaskNet
@@ -242,6 +243,19 @@ def check_tensors_match(model: nn.Module, tensors: dict, config: dict, *, source
         raise CheckpointError(f"{source}: config and tensors do not match: " + " | ".join(problems))
 
 
+def as_model(model) -> tuple[MultiTaskNet, str]:
+    """A model argument, resolved once at the edge: a :class:`MultiTaskNet`, a checkpoint path or
+    a model-zoo name -> ``(MultiTaskNet, source name)``."""
+    if isinstance(model, MultiTaskNet):
+        return model, f"<{type(model).__name__} {model.backbone_name}>"
+    if isinstance(model, (str, os.PathLike)):
+        return load_checkpoint(model, device="cpu"), os.fspath(model)
+    raise InvalidInputError(
+        f"model must be a checkpoint path, a model-zoo name or a facelab MultiTaskNet, not {type(model).__name__}; "
+        "convert other files with facelab.checkpoints.import_hsemotion"
+    )
+
+
 # --- training state (resume) ----------------------------------------------------------
 def save_training_state(path, state: dict) -> Path:
     """Atomically save a training-state dict (tensors, numbers, strings, lists, dicts)."""
@@ -422,6 +436,6 @@ def load_facenet(name: str = "facenet_vggface2", *, progress: bool = True):
 __all__ = [
     "checkpoint_path", "config_path", "training_state_path", "atomic_write_bytes",
     "checkpoint_config", "save_checkpoint", "read_checkpoint_config", "load_checkpoint",
-    "model_from_config", "check_tensors_match", "trained_on_of", "save_training_state", "load_training_state",
+    "model_from_config", "check_tensors_match", "trained_on_of", "as_model", "save_training_state", "load_training_state",
     "import_hsemotion", "convert_published", "zoo_checkpoint_path", "zoo_checkpoint", "load_facenet",
 ]

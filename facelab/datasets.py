@@ -38,6 +38,7 @@ import torch.utils.data
 
 from . import labels as L
 from .errors import DatasetFormatError
+from .frames import iter_frames
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
@@ -65,12 +66,6 @@ def is_image_file(path) -> bool:
 
 def is_video_file(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def _natural_key(path):
-    """Sort key that orders ``frame2`` before ``frame10``."""
-    name = Path(path).name
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def scan_image_folder(root, *, recursive=True):
@@ -290,7 +285,6 @@ def iter_clip_frames(path):
     Streams through :func:`facelab.video.iter_frames`; raises VideoDecodeError for a
     damaged clip.
     """
-    from .video import iter_frames
 
     for frame in iter_frames(path):
         yield frame.image

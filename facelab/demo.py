@@ -42,6 +42,7 @@ from .errors import (
 )
 from . import zoo
 from .checkpoints import zoo_checkpoint_path
+from .frames import DEFAULT_MAX_FRAME_PIXELS, iter_frames
 from .paths import models_dir
 from .labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
 
@@ -557,14 +558,13 @@ def _class_probability(row, key: str, value: str | None) -> float:
 
 # --- videos ----------------------------------------------------------------------
 def first_video_frame(name: str, content: bytes, *, max_pixels: int | None = None) -> np.ndarray:
-    """The first frame (RGB) of an uploaded video file, decoded with :func:`facelab.video.iter_frames`.
+    """The first frame (RGB) of an uploaded video file, decoded with :func:`facelab.frames.iter_frames`.
 
     The bytes go to a temporary file (FFmpeg reads files); errors name ``name``, not
     the temporary path.
     """
     import tempfile
 
-    from .video import DEFAULT_MAX_FRAME_PIXELS, iter_frames
 
     suffix = Path(name).suffix.lower() or ".mp4"
     with tempfile.TemporaryDirectory(prefix="facelab-demo-") as tmp:

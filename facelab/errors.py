@@ -52,6 +52,12 @@ class DatasetFormatError(FacelabError):
     """A dataset folder or label file is not in the expected layout."""
 
 
+def short_message(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message (or its type's name) cut to ``limit`` characters, for one-line reports."""
+    msg = str(exc).strip() or type(exc).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
 __all__ = [
     "FacelabError",
     "InvalidInputError",
@@ -64,4 +70,5 @@ __all__ = [
     "PretrainedWeightsUnavailable",
     "ModelDownloadError",
     "DatasetFormatError",
+    "short_message",
 ]

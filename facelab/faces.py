@@ -448,7 +448,17 @@ def annotate(image, faces: Sequence[Face], *, color=(255, 40, 40)):
     return canvas
 
 
+def resize_crops(x, size: int):
+    """Crops of another size -> ``size x size`` (bilinear, antialiased); same size: unchanged."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise InvalidInputError(f"crops must be an N x 3 x S x S tensor of RGB faces, got shape {tuple(x.shape)}")
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 __all__ = [
+    "resize_crops",
     "Face",
     "CROP_POLICIES",
     "LANDMARK_NAMES",

@@ -41,6 +41,7 @@ from .errors import (
     ImageTooLarge,
     InvalidInputError,
     UnsupportedFormatError,
+    short_message,
 )
 
 #: Default pixel limit (50 megapixels); a 12 MP phone photo is far below it.
@@ -211,7 +212,7 @@ def _from_stream(fh, label: str, max_pixels: int) -> np.ndarray:
     except Image.UnidentifiedImageError as exc:
         raise _not_an_image(head, label) from exc
     except Exception as exc:  # any decoder failure on untrusted bytes is a decode error
-        raise ImageDecodeError(f"{label}: corrupt image header ({_short(exc)}); re-export it as JPEG or PNG") from exc
+        raise ImageDecodeError(f"{label}: corrupt image header ({short_message(exc)}); re-export it as JPEG or PNG") from exc
     with img:
         return _decode_pil(img, label, max_pixels)
 
@@ -255,7 +256,7 @@ def _decode_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
             img.load()
     except Exception as exc:  # truncated data, broken chunks, decoder errors
         raise ImageDecodeError(
-            f"{label}: cannot decode image: truncated or corrupt data ({_short(exc)}); "
+            f"{label}: cannot decode image: truncated or corrupt data ({short_message(exc)}); "
             "re-download or re-export it"
         ) from exc
     img = _exif_upright(img, label)
@@ -281,7 +282,7 @@ def _exif_upright(img: Image.Image, label: str) -> Image.Image:
     try:
         return ImageOps.exif_transpose(img)
     except Exception as exc:  # a broken EXIF block should not make the pixels unreadable
-        warnings.warn(f"{label}: ignoring unreadable EXIF orientation ({_short(exc)})", stacklevel=4)
+        warnings.warn(f"{label}: ignoring unreadable EXIF orientation ({short_message(exc)})", stacklevel=4)
         return img
 
 
@@ -470,11 +471,6 @@ def _looks_like_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     return bool(text) and all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
-
-
-def _short(exc: BaseException) -> str:
-    msg = str(exc).strip() or type(exc).__name__
-    return msg if len(msg) <= 200 else msg[:197] + "..."
 
 
 # --- folders --------------------------------------------------------------------------

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoints import as_model
 from .errors import CheckpointError, InvalidInputError
+from .faces import resize_crops
 
 #: ONNX operator set used for export (>= 17).
 ONNX_OPSET = 17
@@ -79,12 +81,11 @@ def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None,
 
     import torch
 
-    from .analyze import _as_model
 
     onnx = _require("onnx")
     if opset < 17:
         raise InvalidInputError(f"opset={opset}: facelab exports with ONNX opset >= 17")
-    model, source = _as_model(checkpoint_or_model)
+    model, source = as_model(checkpoint_or_model)
     model = copy.deepcopy(model).float().eval().cpu()
     config = dict(model.config)
     size = int(img_size or model.preprocessing["image_size"])
@@ -159,10 +160,9 @@ class OnnxNetwork:
     def _run(self, crops, names):
         import torch
 
-        from .analyze import _resize_crops
 
         x = crops if isinstance(crops, torch.Tensor) else torch.as_tensor(np.asarray(crops))
-        x = _resize_crops(x.float().cpu(), self.image_size)
+        x = resize_crops(x.float().cpu(), self.image_size)
         out = self.session.run(names, {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
         return dict(zip(names, out))
 

@@ -141,7 +141,7 @@ def test_bad_arguments(model):
         FaceAnalyzer(model, batch_size=0)
     with pytest.raises(InvalidInputError, match="backend"):
         FaceAnalyzer(model, backend="tensorrt")
-    with pytest.raises(InvalidInputError, match="checkpoint path or a facelab MultiTaskNet"):
+    with pytest.raises(InvalidInputError, match="checkpoint path, a model-zoo name or a facelab MultiTaskNet"):
         FaceAnalyzer(object())
     identity_only = MultiTaskNet("mobilenetv1_100", num_identities=3)
     with pytest.raises(InvalidInputError, match="none of the heads"):

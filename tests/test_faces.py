@@ -239,13 +239,14 @@ def test_fractional_tight_crop_close_to_pil_on_smooth_images(data):
     s = data.draw(st.integers(4, 24))
     box = (x1, y1, x1 + bw, y1 + bh)
     ours = crop_faces(img, [box], size=s)[0].permute(1, 2, 0).numpy()
-    # roi_align averages ~ceil(side / S)^2 bilinear samples per cell: close to an area
-    # average (PIL BOX) when shrinking, to bilinear interpolation when enlarging
-    resample = Image.BOX if min(bw, bh) >= s else Image.BILINEAR
-    pil = np.asarray(Image.fromarray(img).resize((s, s), resample, box=box)).astype(np.float32)
-    # on a 0-255 scale; typical values are ~1.  Worst case found by hypothesis: 4.18, an 8 px box at a
-    # half-pixel offset shrunk to 4 px, where PIL's box filter and roi_align weigh the edge pixels differently
-    assert np.abs(ours - pil).mean() < 5.0
+    # roi_align averages ~ceil(side / S)^2 bilinear samples per cell: between an area average (PIL BOX)
+    # and bilinear interpolation (PIL BILINEAR).  Where the image is steep those two references differ by
+    # several levels themselves (a fixed bound of 4 failed on such draws), so ours must lie within their
+    # spread, plus 1 level (0.27 was the worst excess in 2,500 random draws).
+    box_ref, bilinear_ref = (np.asarray(Image.fromarray(img).resize((s, s), f, box=box)).astype(np.float32)
+                             for f in (Image.BOX, Image.BILINEAR))
+    error = min(np.abs(ours - box_ref).mean(), np.abs(ours - bilinear_ref).mean())
+    assert error < 1.0 + np.abs(box_ref - bilinear_ref).mean()  # on a 0-255 scale
 
 
 @PROPS
