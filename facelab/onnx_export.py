@@ -122,7 +122,7 @@ class OnnxNetwork:
 
     ``model``: an ``.onnx`` file written by :func:`export_onnx`, or a checkpoint path /
     MultiTaskNet (exported in memory first).  Same interface as
-    :class:`facelab.analyze.TorchNetwork`: ``logits(crops)``, ``features(crops)``,
+    :class:`facelab.runtime.TorchNetwork`: ``logits(crops)``, ``features(crops)``,
     ``labels``, ``head_sizes``, ``image_size``.
     """
 

@@ -45,6 +45,7 @@ from .frames import (  # noqa: F401 - DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH
     DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH, Frame, check_sampling, iter_frames,
 )
 from .pooling import Descriptor, frame_statistics, track_group_statistics
+from .runtime import TorchNetwork, resolve_precision
 from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
 
 #: Bump when the meaning of cached features changes (invalidates old cache files).
@@ -137,14 +138,13 @@ def face_network(model, *, precision: str = "auto", device="cpu", freeze: bool =
     """The runner that turns raw tight crops into features, built once per model.
 
     ``model`` is a :class:`facelab.models.MultiTaskNet` (or a checkpoint path); the result is
-    a :class:`facelab.analyze.TorchNetwork`: ImageNet normalisation, ``channels_last``,
+    a :class:`facelab.runtime.TorchNetwork`: ImageNet normalisation, ``channels_last``,
     bf16 where the CPU has native bfloat16 (``precision="auto"``; ``"fp32"`` to force fp32),
     BatchNorm folded by TorchScript (``freeze=False``: plain eager module, quicker to prepare).
     A runner passed in is returned unchanged.
     """
     if _is_network(model):
         return model
-    from .analyze import TorchNetwork, resolve_precision
 
     if isinstance(model, (str, os.PathLike)):
         from .checkpoints import load_checkpoint
@@ -610,7 +610,6 @@ def extract_clip_features(paths: Sequence, model, *, cache_dir="default", group:
         model = load_checkpoint(model, device=device)
     network = model if _is_network(model) else None
     if network is None:
-        from .analyze import resolve_precision
 
         precision = resolve_precision(precision, device)
     else:

@@ -1,0 +1,267 @@
+"""Running a network on face crops: the one inference contract of facelab.
+
+A *runner* holds one network and turns raw face crops into answers::
+
+    runner = make_network(model)            # a MultiTaskNet, a checkpoint path or a zoo name
+    x = runner.features(crops)              # N x D penultimate features x
+    logits = runner.logits(crops)           # {head: N x C logits}
+    runner.labels, runner.head_sizes, runner.image_size, runner.config
+
+``crops`` are ``N x 3 x S x S`` RGB in ``[0, 255]`` (what :func:`facelab.faces.crop_faces`
+returns); each runner normalises them with its checkpoint's mean/std itself.  Two runners keep
+this contract: :class:`TorchNetwork` (eager torch, traced and frozen, bf16 where the hardware has
+it) and :class:`facelab.onnx_export.OnnxNetwork` (ONNX Runtime, fp32).  The analyzer
+(:mod:`facelab.analyze`) and the video pipeline (:mod:`facelab.video`) use them.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoints import as_model
+from .errors import InvalidInputError
+from .faces import resize_crops
+from .onnx_export import OnnxNetwork
+
+#: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
+PRECISIONS = ("auto", "bf16", "fp32")
+#: Inference backends.
+BACKENDS = ("torch", "onnx")
+# --- precision -----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True if this CPU computes bfloat16 natively (x86: AMX-BF16 or AVX512-BF16; ARM: BF16).
+
+    Read from the ``flags`` / ``Features`` lines of ``/proc/cpuinfo`` (Linux).  Elsewhere
+    (macOS, Windows) we cannot tell cheaply and answer False, so ``precision="auto"`` falls
+    back to fp32 there; pass ``precision="bf16"`` to force it.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return bf16_in_cpuinfo(f.read(400_000))
+    except OSError:
+        return False
+
+
+#: CPU flags that mean native bfloat16 arithmetic.
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
+
+
+def bf16_in_cpuinfo(text: str) -> bool:
+    """Does the text of ``/proc/cpuinfo`` list a native-bf16 flag (:data:`BF16_CPU_FLAGS`)?"""
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str = "auto", device="cpu", backend: str = "torch") -> str:
+    """``"auto"`` -> ``"bf16"`` where the hardware has native bf16, else ``"fp32"``."""
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if backend == "onnx":
+        if precision == "bf16":
+            raise InvalidInputError("the onnx backend runs in fp32; use backend='torch' for precision='bf16'")
+        return "fp32"
+    if precision != "auto":
+        return precision
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if dev.type == "cpu":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return "fp32"
+
+
+# --- network runners -----------------------------------------------------------------------
+@contextlib.contextmanager
+def onednn_fusion(enabled: bool = True):
+    """Turn on TorchScript's oneDNN Graph fuser (conv + bias + activation in one CPU kernel,
+    fp32 and bf16) inside the block only; the global setting is restored afterwards."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    previous = torch.jit.onednn_fusion_enabled()
+    torch.jit.enable_onednn_fusion(True)
+    try:
+        yield
+    finally:
+        torch.jit.enable_onednn_fusion(previous)
+
+
+def batch_bucket(n: int, batch_size: int) -> int:
+    """The padded batch size for ``n`` crops: the next power of two, at most ``batch_size``
+    (``n`` itself above it).  A compiled graph then sees only a handful of shapes."""
+    if n >= batch_size:
+        return n
+    return min(1 << max(0, n - 1).bit_length(), batch_size)
+
+
+class TorchNetwork:
+    """Runs one :class:`facelab.models.MultiTaskNet` on raw crops, fast.
+
+    ``logits(crops)``: crops are ``N x 3 x S x S`` RGB in ``[0, 255]`` (float or uint8);
+    returns ``{head: float32 logits}``.  The input is normalised with the model's mean/std
+    (one multiply-add), converted to ``channels_last`` and, for ``precision="bf16"``, to
+    bfloat16.  On first use the backbone is traced and frozen with TorchScript
+    (``torch.jit.freeze`` folds every BatchNorm into its convolution) and, on CPU, run with
+    the oneDNN Graph fuser (convolution + activation fused); the result is checked against
+    the eager backbone once, and the eager backbone is kept if tracing fails or disagrees.
+    Batches are zero-padded to a power of two (:func:`batch_bucket`) so the compiled graph
+    sees few shapes.  The heads always run in fp32.  The caller's model is not modified.
+    """
+
+    def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True,
+                 batch_size: int = 32):
+        import torch
+
+        model, self.source = as_model(model)
+        if precision not in ("bf16", "fp32"):
+            raise InvalidInputError(f"precision={precision!r}: TorchNetwork runs 'bf16' or 'fp32'")
+        self.config = model.config
+        self.labels = dict(model.label_names)
+        self.head_sizes = dict(model.head_sizes)
+        self.image_size = int(model.preprocessing["image_size"])
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        mean = torch.tensor(model.preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(model.preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std  ==  x * scale + shift
+        self.scale = (1.0 / (255.0 * std)).to(self.device)
+        self.shift = (-mean / std).to(self.device)
+
+        net = copy.deepcopy(model).eval().to(self.device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.heads = net.heads.float()
+        self.backbone = net.backbone.to(dtype=self.dtype, memory_format=torch.channels_last)
+        self.frozen = False
+        self.fused = False
+        self._want_freeze = bool(freeze)
+
+    def freeze(self) -> "TorchNetwork":
+        """Trace + freeze the backbone (see the class docstring).  Done once, on first use."""
+        import torch
+
+        self._want_freeze = False
+        if self.frozen:
+            return self
+        fuse = self.device.type == "cpu" and hasattr(torch.jit, "enable_onednn_fusion")
+        example = self.prepare(255 * torch.rand(2, 3, self.image_size, self.image_size,
+                                                generator=torch.Generator().manual_seed(0)))
+        tolerance = 0.05 if self.dtype == torch.bfloat16 else 1e-3
+
+        class SpatialMeanAsPool(torch.overrides.TorchFunctionMode):
+            """Traces ``x.mean((2, 3))`` of an N x C x H x W tensor as ``avg_pool2d`` over the
+            whole map (the same numbers).  PyTorch's mean over H, W of a channels_last bf16
+            tensor takes a slow path: ~17% of EfficientNet-B0's time in its squeeze-excitation
+            blocks, 10x what oneDNN's pooling takes (benchmarks/bench_analyze.py).  Set
+            ``network.mean_as_pool = False`` before the first call to trace the plain mean."""
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if func in (torch.mean, torch.Tensor.mean) and kwargs.get("dtype") is None and args:
+                    x, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim")
+                    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+                    dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+                    if isinstance(x, torch.Tensor) and x.ndim == 4 and all(isinstance(d, int) for d in dims) \
+                            and sorted(d % 4 for d in dims) == [2, 3]:
+                        out = torch.nn.functional.avg_pool2d(x, tuple(x.shape[-2:]))
+                        return out if keep else out.flatten(1)
+                return func(*args, **kwargs)
+
+        try:
+            with torch.no_grad(), warnings.catch_warnings(), onednn_fusion(fuse):
+                warnings.simplefilter("ignore")
+                expected = self.backbone(example).float()
+                with SpatialMeanAsPool() if getattr(self, "mean_as_pool", True) else contextlib.nullcontext():
+                    traced = torch.jit.trace(self.backbone, example, check_trace=False)
+                frozen = torch.jit.freeze(traced.eval())
+                for _ in range(3):  # TorchScript profiles the first calls, then compiles
+                    got = frozen(example).float()
+            scale = float(expected.abs().max()) or 1.0
+            if not float((got - expected).abs().max()) <= tolerance * scale:
+                return self  # the compiled graph disagrees with eager: keep eager
+        except Exception:  # noqa: BLE001 - any tracing problem: keep the eager module
+            return self
+        self.backbone, self.frozen, self.fused = frozen, True, fuse
+        return self
+
+    def prepare(self, crops, rows: int | None = None):
+        """Raw RGB crops in [0, 255] -> normalised, channels_last, in the run dtype.
+
+        Normalisation, the cast to the run dtype and the layout change are one pass
+        (``addcmul`` writing straight into the channels_last output).  ``rows`` > N pads
+        the batch with zeros (see :func:`batch_bucket`)."""
+        import torch
+
+        if not isinstance(crops, torch.Tensor):
+            crops = torch.as_tensor(np.asarray(crops))
+        x = crops.to(self.device, non_blocking=True)
+        if not x.is_floating_point() or x.dtype == torch.float64:
+            x = x.float()
+        x = resize_crops(x, self.image_size)
+        n = len(x)
+        out = torch.empty((max(n, rows or 0), *x.shape[1:]), dtype=self.dtype, device=self.device,
+                          memory_format=torch.channels_last)
+        torch.addcmul(self.shift, x, self.scale, out=out[:n])  # x * scale + shift, in fp32
+        if len(out) > n:
+            out[n:].zero_()
+        return out
+
+    def features(self, crops):
+        """x: the penultimate features (fp32, N x D)."""
+        import torch
+
+        if self._want_freeze:
+            self.freeze()
+        n = len(crops)
+        x = self.prepare(crops, batch_bucket(n, self.batch_size) if self.frozen and n else None)
+        with torch.inference_mode(), onednn_fusion(self.fused):
+            return self.backbone(x)[:n].float()
+
+    def logits(self, crops) -> dict:
+        import torch
+
+        with torch.inference_mode():
+            feats = self.features(crops)
+            return {name: head(feats).float().cpu().numpy() for name, head in self.heads.items()}
+
+
+def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32):
+    """A runner with ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``."""
+    if backend == "torch":
+        if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
+            raise InvalidInputError(f"{model}: an ONNX file needs backend='onnx'")
+        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size)
+    if backend == "onnx":
+        return OnnxNetwork(model)
+    raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+# --- softmax ------------------------------------------------------------------------------
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable), returned as float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+
+__all__ = ["PRECISIONS", "BACKENDS", "BF16_CPU_FLAGS", "cpu_supports_bf16", "bf16_in_cpuinfo", "resolve_precision",
+           "onednn_fusion", "batch_bucket", "TorchNetwork", "make_network", "softmax"]
