@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facelab-installed
 
-.PHONY: setup run test test-fast lab bench clean
+.PHONY: setup run test test-fast lab bench results clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,13 @@ test-fast: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
+results: $(STAMP)
+	$(PY) benchmarks/make_results.py
+
 bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_video.py ] || $(PY) $$f || exit 1; done
+	$(PY) benchmarks/bench_video.py --json benchmarks/results/video.json
+	$(PY) benchmarks/make_results.py
 
 clean:
 	rm -rf build .pytest_cache
