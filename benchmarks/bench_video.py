@@ -41,15 +41,15 @@ NETWORKS = {"course": ("mobilenetv4_conv_small", 64), "efficientnet_b0": ("effic
 MIN_VISIBLE = 0.5  # true faces less visible than this are not counted as faces to track
 
 
-def machine() -> str:
+def machine(threads: int) -> str:
     import torch
 
-    from facelab.analyze import cpu_supports_bf16
+    from facelab.runtime import cpu_supports_bf16
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return (f"{cpu}, {os.cpu_count()} cores, native bf16: {cpu_supports_bf16()}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+            f"{threads} torch threads")
 
 
 # --- the clip ---------------------------------------------------------------------------------
@@ -193,10 +193,10 @@ def main(argv=None) -> int:
         clip, truth = crowd_clip(work, width=size[0], height=size[1], duration=args.duration, people=args.people)
     duration, n_frames = clip_duration(clip)
     fps = n_frames / duration
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(args.threads)}")
     print(f"clip: {clip.name}, {n_frames} frames, {duration:.1f} s; detection every {args.detect_every} frames "
           f"at {args.detect_size or 'full'} px" + ("" if not args.quick else "  (quick mode: no timing claims)"))
-    result = {"machine": machine(), "clip": clip.name, "frames": n_frames, "duration_s": duration,
+    result = {"machine": machine(args.threads), "clip": clip.name, "frames": n_frames, "duration_s": duration,
               "detect_size": args.detect_size, "detect_every": args.detect_every, "quick": args.quick, "networks": {}}
     for name in args.networks.split(","):
         tracks_file = work / f"{clip.stem}.{name}.tracks.json"

@@ -29,6 +29,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """``one_thread`` for a whole test module (its module fixtures build networks too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model(seed=0, *, image_size=32, age_hidden=8, **heads):
     """A MultiTaskNet on the tiny test backbone, built after ``torch.manual_seed(seed)``, in eval
     mode, preprocessing at ``image_size`` px.  ``heads``: MultiTaskNet's head arguments

@@ -31,13 +31,7 @@ from facelab.legacy_pickle import (
 FORMATS = {"zip": True, "legacy": False}  # name -> torch.save's _use_new_zipfile_serialization
 IMAGENET = dict(image_size=224, mean=L.IMAGENET_MEAN, std=L.IMAGENET_STD)
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """As conftest's one_thread, for the whole module (the module fixtures build networks)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
