@@ -292,7 +292,7 @@ def _guess_architecture(path: Path, class_names: dict) -> str | None:
     """timm name of a published file: EfficientNet B0 / B2 from its name; ``tf_`` when its
     modules show TensorFlow "same" padding (``Conv2dSame``), as the published files do."""
     name = path.name.lower()
-    tf = "tf_" if any(c == "Conv2dSame" for c in class_names.values()) else ""
+    tf = "tf_" if any(c.rsplit(".", 1)[-1] == "Conv2dSame" for c in class_names.values()) else ""
     for tag, arch in (("enet_b0", "efficientnet_b0"), ("enet_b2", "efficientnet_b2"), ("rexnet_150", "rexnet_150")):
         if tag in name:
             return arch if arch.startswith("rexnet") else tf + arch

@@ -190,3 +190,13 @@ def test_notebook_07_compares_the_two_networks_when_the_paper_network_can_be_had
     summary = json.loads(text.split("FACELAB_SUMMARY ", 1)[1].splitlines()[0])
     assert summary["astronaut_faces"] == {"course network (face world)": 1, "paper: enet_b0_8_best_afew (AffectNet)": 1}
     assert "is not on this machine" not in text and "paper: enet_b0_8_best_afew (AffectNet): Emotion from" in text
+
+
+def test_import_hsemotion_guesses_the_tf_variant_from_a_published_file(nets, mirror, astronaut, tmp_path):
+    """No backbone= given: the file name says B0, its Conv2dSame layers say the TensorFlow-padding variant."""
+    from facelab.checkpoints import import_hsemotion
+
+    model = import_hsemotion(mirror / "enet_b0_8_best_afew.pt", tmp_path / "afew")
+    assert model.backbone_name == "tf_efficientnet_b0"
+    with torch.inference_mode():
+        assert torch.allclose(model(astronaut[1])["emotion"], nets["enet_b0_8_best_afew"](astronaut[1]), atol=1e-4)
