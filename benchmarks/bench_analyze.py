@@ -87,6 +87,12 @@ def timed(fn, repeats: int) -> float:
 def timed_interleaved(fns: dict, repeats: int) -> dict:
     """Median wall time of every ``fns[key]()``; the repeats go round-robin over the keys,
     so a change in background load hits every method alike.  One warm-up run each."""
+    return {key: statistics.median(ts) for key, ts in timed_rounds(fns, repeats).items()}
+
+
+def timed_rounds(fns: dict, repeats: int) -> dict:
+    """Every wall time of every ``fns[key]()`` (``repeats`` rounds over the keys, after one
+    warm-up run each): ``{key: [seconds of round 1, round 2, ...]}``."""
     for fn in fns.values():
         fn()
     times = {key: [] for key in fns}
@@ -95,7 +101,7 @@ def timed_interleaved(fns: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - t0)
-    return {key: statistics.median(ts) for key, ts in times.items()}
+    return times
 
 
 def gemm_rate(dtype, n: int = GEMM_N, repeats: int = 7) -> float:
@@ -199,7 +205,8 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
     # (a)-(d): crop + network on the known boxes, round-robin over the methods
     fns = {"naive": lambda: naive_faces(model, transform, images, per_image)}
     fns.update({key: (lambda a=analyzer: facelab_faces(a)) for key, analyzer in analyzers.items()})
-    rates = {key: n_faces / t for key, t in timed_interleaved(fns, args.repeats).items()}
+    rates = ({} if args.network_only else
+             {key: n_faces / t for key, t in timed_interleaved(fns, args.repeats).items()})
 
     # network only, batch 32 (crops prepared beforehand); "default_mean": the default network
     # traced with the plain spatial mean of its squeeze-excitation blocks (facelab before it
@@ -216,9 +223,18 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
             for dt in (torch.float32, torch.bfloat16)}
     net_fns["gemm_fp32"] = lambda: torch.matmul(*mats[torch.float32])
     net_fns["gemm_bf16"] = lambda: torch.matmul(*mats[torch.bfloat16])
-    net_times = timed_interleaved(net_fns, max(args.repeats, 5))  # GEMM measured alongside
+    rounds = timed_rounds(net_fns, max(args.repeats, 5))  # GEMM measured alongside, round by round
+    net_times = {key: statistics.median(ts) for key, ts in rounds.items()}
     gemm = {kind: 2 * n ** 3 / net_times.pop(f"gemm_{kind}") for kind in ("fp32", "bf16")}
     net_rates = {key: len(crops) / t for key, t in net_times.items()}
+    flops = flops_per_image(model)
+    # the default network's fraction of the bf16-GEMM bound in each round (its spread)
+    bound_rounds = [flops * len(crops) / t_net / (2 * n ** 3 / t_gemm)
+                    for t_net, t_gemm in zip(rounds["default"], rounds["gemm_bf16"])]
+    default_precision = analyzers["default"].precision
+    if args.network_only:
+        return dict(name=name, rates=rates, net_rates=net_rates, e2e=None, counts={}, flops=flops,
+                    precision=default_precision, n_faces=n_faces, gemm=gemm, bound_rounds=bound_rounds)
 
     # end to end (detection included), facelab default vs naive
     detector = get_detector(20)
@@ -232,23 +248,21 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
         counts["naive"] = len(naive_end_to_end(model, transform, images, detector))
 
     e2e = timed_interleaved({"facelab": run_facelab, "naive": run_naive}, args.repeats)
-
-    flops = flops_per_image(model)
-    default_precision = analyzers["default"].precision
     return dict(name=name, rates=rates, net_rates=net_rates, e2e=e2e, counts=counts, flops=flops,
-                precision=default_precision, n_faces=n_faces, gemm=gemm)
+                precision=default_precision, n_faces=n_faces, gemm=gemm, bound_rounds=bound_rounds)
 
 
 def report(r: dict) -> None:
     gemm = r["gemm"]
-    rates, naive = r["rates"], r["rates"]["naive"]
-    parts = [f"naive {naive:6.1f} faces/s"]
     labels = {"fp32": "facelab fp32", "default": f"facelab default ({r['precision']})", "onnx": "onnxruntime",
               "default_mean": f"facelab default ({r['precision']}), plain mean"}
-    for key in ("fp32", "default", "onnx"):
-        if key in rates:
-            parts.append(f"{labels[key]} {rates[key]:6.1f} faces/s = {rates[key] / naive:.1f}x")
-    print(f"{r['name']} @{SIZE}px, crop+network, {r['n_faces']} faces: " + " | ".join(parts))
+    if r["rates"]:
+        rates, naive = r["rates"], r["rates"]["naive"]
+        parts = [f"naive {naive:6.1f} faces/s"]
+        for key in ("fp32", "default", "onnx"):
+            if key in rates:
+                parts.append(f"{labels[key]} {rates[key]:6.1f} faces/s = {rates[key] / naive:.1f}x")
+        print(f"{r['name']} @{SIZE}px, crop+network, {r['n_faces']} faces: " + " | ".join(parts))
 
     gflops = r["flops"] / 1e9
     pieces = []
@@ -264,9 +278,13 @@ def report(r: dict) -> None:
     bound = gemm["bf16"] / r["flops"]
     before = (f" (traced with the plain mean, as before: {100 * r['net_rates']['default_mean'] / bound:.1f}%)"
               if "default_mean" in r["net_rates"] else "")
+    spread = r["bound_rounds"]
     print(f"{r['name']} bf16-GEMM bound {bound:6.1f} img/s; facelab default reaches "
-          f"{100 * r['net_rates']['default'] / bound:.1f}% of it{before}")
+          f"{100 * r['net_rates']['default'] / bound:.1f}% of it (round by round: "
+          f"{100 * min(spread):.1f}-{100 * max(spread):.1f}%){before}")
     e2e = r["e2e"]
+    if e2e is None:
+        return
     f_rate, n_rate = r["counts"]["facelab"] / e2e["facelab"], r["counts"]["naive"] / e2e["naive"]
     print(f"{r['name']} end to end (MTCNN detection included): naive {n_rate:6.1f} faces/s "
           f"({r['counts']['naive']} faces) | facelab default {f_rate:6.1f} faces/s "
@@ -278,6 +296,8 @@ def main(argv=None) -> int:
     parser.add_argument("--faces", type=int, default=160, help="number of face-world photos (one face each)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median)")
     parser.add_argument("--backbones", default="efficientnet_b0,mobilenetv1_100")
+    parser.add_argument("--network-only", action="store_true",
+                        help="only the network-only figures at batch 32 (with the GEMM measured alongside)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); on cores shared with other jobs, "
                              "1 keeps OpenMP threads from waiting on each other")
