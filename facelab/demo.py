@@ -43,7 +43,7 @@ from .errors import (
 from . import zoo
 from .checkpoints import zoo_checkpoint_path
 from .frames import DEFAULT_MAX_FRAME_PIXELS, iter_frames
-from .paths import models_dir
+from .paths import REPO_ROOT, models_dir
 from .labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
 
 #: Largest upload the demo accepts, in megabytes (1 MB = 10**6 bytes).  Jupyter's
@@ -399,8 +399,7 @@ def _shown_path(path) -> str:
     """A path for messages: relative to the working folder when it lies inside the
     repository (notebook outputs then read the same on every machine), else absolute."""
     path = Path(path).resolve()
-    repo = Path(__file__).resolve().parent.parent
-    if repo in path.parents:
+    if REPO_ROOT in path.parents:
         return os.path.relpath(path)
     return str(path)
 

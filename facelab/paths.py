@@ -64,26 +64,34 @@ def data_dir() -> Path:
     return REPO_ROOT / "data" / "synth" if in_source_checkout() else facelab_home() / "synth"
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
+#: How a temporary file of :func:`atomic_write_bytes` ends (a crashed writer's leftovers can be found by it).
+TMP_SUFFIX = ".facelab-tmp"
+
+
+def atomic_write_bytes(path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old or the new file, never
     a half-written one: temporary file in the same folder, fsync, ``os.replace``.  The file
-    gets the usual permissions (0666 minus the umask), not mkstemp's private 0600."""
+    gets the usual permissions (0666 minus the umask), not mkstemp's private 0600.  ``durable=False``
+    skips the fsyncs (many small files that can be made again, such as prepared crops)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     umask = os.umask(0)
     os.umask(umask)
     try:
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if not durable:
+        return path
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -96,4 +104,4 @@ def atomic_write_bytes(path, data: bytes) -> Path:
 
 
 __all__ = ["REPO_ROOT", "in_source_checkout", "facelab_home", "zoo_dir", "cache_dir", "models_dir", "data_dir",
-           "atomic_write_bytes"]
+           "atomic_write_bytes", "TMP_SUFFIX"]

@@ -43,7 +43,6 @@ import csv
 import io
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +51,10 @@ import numpy as np
 from .errors import DatasetFormatError, FacelabError, InvalidInputError
 from .faces import CROP_POLICIES, crop_faces, detect_faces, largest_face
 from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image
+from .paths import TMP_SUFFIX, atomic_write_bytes
 
 SETTINGS_FILE = ".facelab-prepare.json"
 FAILURES_FILE = "failures.csv"
-_TMP_MARK = ".facelab-tmp"
 
 #: extension -> (Pillow format, save options) for the crops.
 SAVE_FORMATS = {
@@ -124,7 +123,7 @@ def _check_settings(out: Path, settings: dict) -> None:
                 "or a new --out folder"
             )
     else:
-        _write_bytes_atomic(path, (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _read_failures(path: Path) -> dict[str, str]:
@@ -140,26 +139,10 @@ def _write_failures(path: Path, failures: dict[str, str]) -> None:
     writer.writerow(["path", "reason"])
     for rel in sorted(failures):
         writer.writerow([rel, failures[rel]])
-    _write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 # --- atomic writes ---------------------------------------------------------------------------------------
-def _tmp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}")
-
-
-def _write_bytes_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(target)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_atomic(target: Path, crop: np.ndarray) -> None:
     """Encode one crop by its extension (see :data:`SAVE_FORMATS`) and write it atomically."""
     from PIL import Image
@@ -167,23 +150,16 @@ def _save_atomic(target: Path, crop: np.ndarray) -> None:
     fmt, options = SAVE_FORMATS.get(target.suffix.lower(), ("PNG", {}))
     buf = io.BytesIO()
     Image.fromarray(crop).save(buf, format=fmt, **options)
-    _write_bytes_atomic(target, buf.getvalue())
+    atomic_write_bytes(target, buf.getvalue(), durable=False)
 
 
 def _copy_atomic(src: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(target)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(target, Path(src).read_bytes(), durable=False)
 
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporary files left by a killed run (never complete outputs)."""
-    for path in out.rglob(f".*{_TMP_MARK}*"):
+    for path in out.rglob(f".*{TMP_SUFFIX}*"):
         if path.is_file():
             path.unlink()
 

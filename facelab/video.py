@@ -30,9 +30,9 @@ frame at a working resolution (``detect_size``), follows the faces with a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
@@ -44,6 +44,7 @@ from .faces import check_detect_size, crop_faces, detect_faces
 from .frames import (  # noqa: F401 - DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH: facelab.video re-exports them
     DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH, Frame, check_sampling, iter_frames,
 )
+from .paths import atomic_write_bytes, cache_dir
 from .pooling import Descriptor, frame_statistics, track_group_statistics
 from .runtime import TorchNetwork, resolve_precision
 from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
@@ -502,15 +503,9 @@ def video_tracks(path, model, *, every: int = 1, fps: float | None = None, detec
 
 
 def default_cache_dir() -> Path:
-    """Where clip features are cached: ``$FACELAB_CACHE/video_features``, else
-    ``<repo>/data/cache/video_features`` in a source checkout (git-ignored), else
-    ``~/.cache/facelab/video_features``."""
-    if os.environ.get("FACELAB_CACHE"):
-        return Path(os.environ["FACELAB_CACHE"]) / "video_features"
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").is_file() and os.access(repo, os.W_OK):
-        return repo / "data" / "cache" / "video_features"
-    return Path.home() / ".cache" / "facelab" / "video_features"
+    """Where clip features are cached: ``cache_dir()/video_features`` (``$FACELAB_CACHE``, else
+    ``<repo>/data/cache`` in a source checkout, else ``$FACELAB_HOME``; see :mod:`facelab.paths`)."""
+    return cache_dir() / "video_features"
 
 
 def model_fingerprint(model) -> str:
@@ -556,19 +551,11 @@ def save_clip_features(clip: ClipFeatures, file) -> None:
     feats = (np.concatenate(clip.per_frame).astype(np.float32) if clip.per_frame
              else np.zeros((0, clip.feature_dim), np.float32))
     bxs = np.concatenate(clip.boxes).astype(np.float32) if clip.boxes else np.zeros((0, 4), np.float32)
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, path=np.array(clip.path), group=np.array(clip.group),
-                     frame_indices=clip.frame_indices, times=clip.times, counts=counts,
-                     features=feats, boxes=bxs, feature_dim=np.array(clip.feature_dim))
-        os.replace(tmp, file)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, path=np.array(clip.path), group=np.array(clip.group),
+             frame_indices=clip.frame_indices, times=clip.times, counts=counts,
+             features=feats, boxes=bxs, feature_dim=np.array(clip.feature_dim))
+    atomic_write_bytes(file, buffer.getvalue())
 
 
 def load_clip_features(file) -> ClipFeatures:
@@ -711,17 +698,9 @@ def save_feature_set(fs: FeatureSet, file) -> Path:
         failed_reasons=np.array([r for _, r in fs.failed], dtype=str),
         meta=np.array(json.dumps(fs.meta, default=str)),
     )
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, file)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(file, buffer.getvalue())
     return file
 
 

@@ -38,7 +38,6 @@ import http.client
 import json
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,7 +49,7 @@ from tqdm.auto import tqdm
 
 from . import labels as L
 from .errors import InvalidInputError, ModelDownloadError
-from .paths import zoo_dir
+from .paths import atomic_write_bytes, zoo_dir
 
 #: Environment variable naming a folder or http(s) URL that replaces every file's origin.
 MIRROR_ENV = "FACELAB_ZOO_MIRROR"
@@ -214,11 +213,7 @@ def _write_manifest(path: Path, entry: ZooModel, url: str | None, digest: str, s
     manifest = {"format": MANIFEST_FORMAT, "name": entry.name, "file": entry.file, "url": url, "sha256": digest,
                 "size": size, "downloaded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "placed_by_hand": url is None}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, _sibling(path, ".json"))
+    atomic_write_bytes(_sibling(path, ".json"), (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def _check(entry: ZooModel, path: Path) -> Path:
