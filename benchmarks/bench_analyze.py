@@ -63,7 +63,7 @@ def load_average() -> str:
 
 
 def describe_machine() -> None:
-    from facelab.analyze import cpu_supports_bf16, resolve_precision
+    from facelab.inference.analyze import cpu_supports_bf16, resolve_precision
 
     try:
         import onnxruntime
@@ -180,7 +180,7 @@ def naive_end_to_end(model, transform, images, detector) -> list:
 
 # --- one backbone ---------------------------------------------------------------------
 def bench_backbone(name: str, images, boxes, args) -> dict:
-    from facelab.analyze import FaceAnalyzer
+    from facelab.inference.analyze import FaceAnalyzer
     from facelab.faces import crop_faces, get_detector
     from facelab.models import MultiTaskNet
 

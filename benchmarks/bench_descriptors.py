@@ -10,7 +10,7 @@ stratified 2/3 : 1/3 splits, and the script prints the mean +- std over splits a
 the statistics win.
 
 The per-frame features come from one emotion network: ``--model CKPT``, or by default the
-course's cross-entropy emotion network (``facelab.course.emotion_model(weighted=False)``,
+course's cross-entropy emotion network (``facelab.training.course.emotion_model(weighted=False)``,
 notebook 04's, cached; trained on first use), the one notebook 06 uses.
 
     python benchmarks/bench_descriptors.py [--model CKPT] [--afew-n 140] [--vgaf-n 60]
@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facelab.checkpoints import load_checkpoint  # noqa: E402
-from facelab.datasets import read_afew, read_vgaf  # noqa: E402
-from facelab.pooling import compare_video_descriptors  # noqa: E402
+from facelab.data.datasets import read_afew, read_vgaf  # noqa: E402
+from facelab.inference.pooling import compare_video_descriptors  # noqa: E402
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset  # noqa: E402
-from facelab.video import extract_clip_features  # noqa: E402
+from facelab.inference.video import extract_clip_features  # noqa: E402
 
 STATS = "mean+max+min+std (paper)"
 
@@ -43,9 +43,9 @@ def emotion_network(path: str | None):
     course's cross-entropy emotion network (notebook 04; the one notebook 06 uses)."""
     if path:
         return load_checkpoint(path), path
-    from facelab import course
+    from facelab.training import course
 
-    return course.emotion_model(weighted=False, progress=False), "facelab.course.emotion_model(weighted=False)"
+    return course.emotion_model(weighted=False, progress=False), "facelab.training.course.emotion_model(weighted=False)"
 
 
 def clip_features(root: Path, reader, model, every: int, group: bool):

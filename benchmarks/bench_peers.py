@@ -326,7 +326,7 @@ def write_publisher_files(model, folder: Path) -> tuple[Path, Path]:
 # --- data ---------------------------------------------------------------------------------------------
 def face_crops(n: int, size: int, seed: int):
     """``n`` face-world tight crops (uint8 N x 3 x size x size) and their true emotions."""
-    from facelab.demo import face_world_faces
+    from facelab.apps.demo import face_world_faces
 
     ft = face_world_faces(n, image_size=size, seed=seed)
     return ft.images, np.asarray(ft.labels["emotion"])
@@ -670,7 +670,7 @@ def main(argv=None) -> int:
         # OpenMP threads wait on each other at every small operator (one face at a time
         # through the eager network took 2.4 s instead of 33 ms with one thread)
         torch.set_num_threads(args.threads or 1)
-    from facelab.analyze import FaceAnalyzer, cpu_supports_bf16, resolve_precision
+    from facelab.inference.analyze import FaceAnalyzer, cpu_supports_bf16, resolve_precision
     from facelab.checkpoints import import_hsemotion
 
     args.default_precision = resolve_precision("auto")

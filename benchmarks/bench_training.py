@@ -1,7 +1,7 @@
 """Training claims of issues 3 and 4, measured on the built-in face world (README figures).
 
 From random weights (no ImageNet weights can be downloaded here), mobilenetv1_100 at 64 px,
-tight MTCNN crops (``facelab.prepare``) of the notebook-sized datasets:
+tight MTCNN crops (``facelab.data.prepare``) of the notebook-sized datasets:
 
 A. issue 3 -- a small CNN trained from scratch for <= 3 min on 2 cores on the AffectNet-like
    set reaches 55-95 % on its *balanced* validation set; the largest confusions are between
@@ -14,7 +14,7 @@ A. issue 3 -- a small CNN trained from scratch for <= 3 min on 2 cores on the Af
    three seeds (0, 1, 2); the claim holds only if it holds for each.
 B. issue 4 -- identity pre-training in <= 3 min reaches >= 80 % on the LFW protocol
    (Table 1: 1 gallery photo per person, nearest neighbour, mean of 10 splits) over people
-   it never saw.  Also measured: the notebook recipe (``facelab.course`` defaults).
+   it never saw.  Also measured: the notebook recipe (``facelab.training.course`` defaults).
 C. issue 4 -- eq. (2) (class-weighted cross-entropy) gives a higher balanced validation
    accuracy than plain cross-entropy (same seed, same recipe ``SCRATCH_A``, from scratch).
    ``C_head``: the same comparison for the paper's stage A only -- a new emotion head on the
@@ -61,12 +61,12 @@ import numpy as np
 import torch
 
 from facelab import labels as L
-from facelab.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, predict
+from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
+from facelab.training.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, predict
 from facelab.models import MultiTaskNet
-from facelab.prepare import prepare_dataset
+from facelab.data.prepare import prepare_dataset
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
-from facelab.train import preload, train_attributes, train_emotion, train_identity
+from facelab.training.train import preload, train_attributes, train_emotion, train_identity
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "mobilenetv1_100"
@@ -282,12 +282,12 @@ def prior_corrected_accuracy(logits, labels, class_counts) -> float:
 
 
 def course_identity_defaults() -> dict:
-    """The notebook recipe's identity settings (facelab.course.identity_model defaults)."""
+    """The notebook recipe's identity settings (facelab.training.course.identity_model defaults)."""
     import inspect
 
     defaults = {"epochs": (1, 6), "lr": (1e-3, 1e-4), "batch_size": 64}
     try:
-        from facelab import course
+        from facelab.training import course
 
         params = inspect.signature(course.identity_model).parameters
         for key in defaults:
@@ -296,7 +296,7 @@ def course_identity_defaults() -> dict:
         if "lr" in params and params["lr"].default is None:  # lr=None: the from-scratch default
             defaults["lr"] = course.IDENTITY_LR
     except Exception as exc:  # course.py is optional for this benchmark
-        print(f"  (facelab.course unavailable: {exc}; using {defaults})")
+        print(f"  (facelab.training.course unavailable: {exc}; using {defaults})")
     return {"epochs": tuple(defaults["epochs"]), "lr": tuple(defaults["lr"]), "batch_size": int(defaults["batch_size"])}
 
 
@@ -312,7 +312,7 @@ SCRATCH_A = {"backbone": "mobilenetv4_conv_small", "img_size": 48, "epochs": 16,
 def scratch_emotion_data(quick: bool = False):
     """Claim A's data: the AffectNet-like tight crops (``course.face_crops("affectnet",
     data_kw={"n": 8000})``, 7,937 train crops) at ``SCRATCH_A``'s image size, preloaded."""
-    from facelab import course
+    from facelab.training import course
 
     r = SCRATCH_A
     crops = course.face_crops("affectnet", data_kw=QUICK_DATA["affectnet"] if quick else {"n": r["affectnet_n"]},

@@ -12,7 +12,7 @@ emotion network on every face of every frame -- and prints:
 * peak RSS of a fresh process for the clip, and for the same clip 10x longer (its packets repeated,
   no re-encoding): frames are streamed, so the ratio should stay near 1;
 * ID switches per person per minute and the fraction of true faces covered by their correct track
-  (``facelab.tracking.track_metrics``; true faces less than half visible are left out).
+  (``facelab.inference.tracking.track_metrics``; true faces less than half visible are left out).
 
 Every measurement runs in its own process (fresh memory, one model).  ``--quick`` uses a tiny clip and
 makes no timing claim: ``make test`` runs it so that the script cannot rot.
@@ -44,7 +44,7 @@ MIN_VISIBLE = 0.5  # true faces less visible than this are not counted as faces 
 def machine(threads: int) -> str:
     import torch
 
-    from facelab.runtime import cpu_supports_bf16
+    from facelab.inference.runtime import cpu_supports_bf16
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -95,7 +95,7 @@ def child(args) -> None:
     """Run the analyzer on the clip; print one JSON line: seconds, frames, rows, peak RSS, tracks."""
     import torch
 
-    from facelab.analyze import FaceAnalyzer
+    from facelab.inference.analyze import FaceAnalyzer
     from facelab.models import MultiTaskNet
 
     torch.set_num_threads(args.threads)
@@ -147,7 +147,7 @@ def clip_duration(clip: Path) -> tuple[float, int]:
 
 
 def tracking_scores(truth, tracks_file: Path, fps: float) -> dict:
-    from facelab.tracking import track_metrics
+    from facelab.inference.tracking import track_metrics
 
     tracks = json.loads(tracks_file.read_text())
     n = min(len(truth), len(tracks))

@@ -20,11 +20,11 @@ _EXPORTS = {
         "FacelabError", "InvalidInputError", "ImageDecodeError", "UnsupportedFormatError", "ImageTooLarge",
         "VideoDecodeError", "CheckpointError", "UnsafeCheckpointError", "ModelDownloadError", "DatasetFormatError")},
     # input and faces
-    "load_image": "io", "list_images": "io",
+    "load_image": "data.io", "list_images": "data.io",
     "Face": "faces", "detect_faces": "faces", "largest_face": "faces", "crop_box": "faces", "crop_faces": "faces",
-    "prepare_dataset": "prepare",
+    "prepare_dataset": "data.prepare",
     # data
-    **{name: "datasets" for name in (
+    **{name: "data.datasets" for name in (
         "FaceImageDataset", "FaceVideoDataset", "read_vggface2", "read_lfw", "read_utkface", "read_affectnet",
         "read_afew", "read_vgaf", "read_dataset")},
     "ensure_dataset": "synth.writers",
@@ -32,18 +32,22 @@ _EXPORTS = {
     "create_backbone": "models", "MultiTaskNet": "models",
     "class_weighted_cross_entropy": "losses", "age_expectation": "losses",
     "SAM": "sam",
-    "train_identity": "train", "train_attributes": "train", "train_emotion": "train",
-    "lfw_identification": "evaluate",
+    "train_identity": "training.train", "train_attributes": "training.train", "train_emotion": "training.train",
+    "lfw_identification": "training.evaluate",
     "save_checkpoint": "checkpoints", "load_checkpoint": "checkpoints", "import_hsemotion": "checkpoints",
     "load_facenet": "checkpoints", "list_models": "zoo",
     # video and inference
-    "frame_statistics": "pooling", "group_statistics": "pooling", "VideoDescriptor": "pooling",
-    "iter_frames": "video", "video_features": "video",
-    "FaceAnalyzer": "analyze",
-    "FaceDemo": "demo",
+    **{name: "inference.pooling" for name in ("frame_statistics", "group_statistics", "VideoDescriptor")},
+    "iter_frames": "data.frames", "video_features": "inference.video",
+    "FaceAnalyzer": "inference.analyze",
+    "FaceDemo": "apps.demo",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
+
+#: subpackages and top-level modules reachable as ``facelab.NAME`` without an import
+_SUBMODULES = {"data", "training", "inference", "apps", "synth", "labels", "errors", "paths", "faces", "models",
+               "losses", "sam", "metrics", "checkpoints", "zoo", "legacy_pickle"}
 
 
 def __getattr__(name):
@@ -51,9 +55,7 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value
-    if name in {"labels", "errors", "io", "faces", "datasets", "models", "losses", "sam", "train", "evaluate",
-                "checkpoints", "pooling", "video", "analyze", "demo", "synth", "notebooks", "course", "viz",
-                "prepare", "tour", "cli", "zoo", "paths", "legacy_pickle", "metrics"}:
+    if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
 

@@ -31,13 +31,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import labels as L
-from . import zoo
-from .errors import CheckpointError, FacelabError, InvalidInputError, UnsafeCheckpointError
-from .labels import FACE_WORLD
-from .legacy_pickle import backbone_to_multitasknet, load_pickle_safely, state_dict_of, to_multitasknet
-from .models import MultiTaskNet
-from .paths import atomic_write_bytes, zoo_dir
+from facelab import labels as L
+from facelab import zoo
+from facelab.errors import CheckpointError, FacelabError, InvalidInputError, UnsafeCheckpointError
+from facelab.labels import FACE_WORLD
+from facelab.legacy_pickle import backbone_to_multitasknet, load_pickle_safely, state_dict_of, to_multitasknet
+from facelab.models import MultiTaskNet
+from facelab.paths import atomic_write_bytes, zoo_dir
 
 FORMAT = "facelab-checkpoint"
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def training_state_path(path) -> Path:
 # --- save / load --------------------------------------------------------------------
 def checkpoint_config(model: MultiTaskNet, extra_config: dict | None = None) -> dict:
     """The JSON configuration stored with the weights."""
-    from . import __version__
+    from facelab import __version__
 
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "facelab_version": __version__}
     config.update(model.config)  # backbone, heads, labels, preprocessing (image size, mean/std, crop)

@@ -20,7 +20,7 @@
 Coordinates: boxes are ``(x1, y1, x2, y2)`` floats in *continuous* image
 coordinates: pixel ``(i, j)`` covers ``[j, j+1] x [i, i+1]``, so the whole
 ``W x H`` image is the box ``(0, 0, W, H)``.  Images are RGB (see
-:mod:`facelab.io`), crops are RGB floats in ``[0, 255]`` (not normalised).
+:mod:`facelab.data.io`), crops are RGB floats in ``[0, 255]`` (not normalised).
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from .errors import InvalidInputError
-from .io import DEFAULT_MAX_PIXELS, input_name, load_image
+from facelab.errors import InvalidInputError
+from facelab.data.io import DEFAULT_MAX_PIXELS, input_name, load_image
 
 #: Crop policies of the paper (Table 1).
 CROP_POLICIES = ("tight", "margin", "center")
@@ -109,7 +109,7 @@ def detect_faces(images, *, min_face_size: int = 20, threshold: float = 0.9, bat
 
     Parameters
     ----------
-    images : one image or a list of images, each anything :func:`facelab.io.load_image`
+    images : one image or a list of images, each anything :func:`facelab.data.io.load_image`
         accepts (path, bytes, PIL, numpy RGB array, tensor).  **A single image still
         returns a list with one entry** (its faces), so ``detect_faces(img)[0]``.
     min_face_size : smallest face side searched for, in pixels of the image.  Images
@@ -335,7 +335,7 @@ def crop_faces(images, boxes, size: int = 224, policy: str = "tight", margin: fl
 
     Parameters
     ----------
-    images : a list of images (anything :func:`facelab.io.load_image` accepts), or one image.
+    images : a list of images (anything :func:`facelab.data.io.load_image` accepts), or one image.
     boxes : for a list of images, a list (one entry per image) of lists of boxes; for one
         image, a list of boxes.  A box is ``(x1, y1, x2, y2)`` or a :class:`Face`.
     size : side ``S`` of the square output crops.

@@ -50,8 +50,8 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from .errors import CheckpointError, UnsafeCheckpointError
-from .models import MultiTaskNet
+from facelab.errors import CheckpointError, UnsafeCheckpointError
+from facelab.models import MultiTaskNet
 
 #: The only globals resolved for real: all that ``torch.save(model)`` of a timm model needs
 #: (found by disassembling zip and legacy files; torch 1.x files use the same names).

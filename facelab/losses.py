@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InvalidInputError
-from .labels import MIN_AGE
+from facelab.errors import InvalidInputError
+from facelab.labels import MIN_AGE
 
 
 def class_weights(class_counts) -> torch.Tensor:

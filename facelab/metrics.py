@@ -5,7 +5,7 @@
 * age: mean absolute error of the argmax age and of the age expectation of eq. (1);
 * 7-class evaluation of an 8-class emotion model: drop the Contempt score, renormalise.
 
-Training (:mod:`facelab.train`) and the evaluation protocols (:mod:`facelab.evaluate`) both
+Training (:mod:`facelab.training.train`) and the evaluation protocols (:mod:`facelab.training.evaluate`) both
 use them.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 from scipy.special import softmax as scipy_softmax
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
-from . import labels as L
-from .errors import InvalidInputError
-from .losses import age_expectation
+from facelab import labels as L
+from facelab.errors import InvalidInputError
+from facelab.losses import age_expectation
 
 
 # =====================================================================================

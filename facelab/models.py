@@ -20,8 +20,8 @@ import timm
 import torch
 from torch import nn
 
-from . import labels as L
-from .errors import InvalidInputError, PretrainedWeightsUnavailable
+from facelab import labels as L
+from facelab.errors import InvalidInputError, PretrainedWeightsUnavailable
 
 #: The heads of Fig. 1, in a fixed order.
 HEAD_NAMES = ("identity", "gender", "race", "age", "emotion")

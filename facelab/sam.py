@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InvalidInputError
+from facelab.errors import InvalidInputError
 
 
 class SAM(torch.optim.Optimizer):

@@ -47,9 +47,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import labels as L
-from .errors import InvalidInputError, ModelDownloadError
-from .paths import atomic_write_bytes, zoo_dir
+from facelab import labels as L
+from facelab.errors import InvalidInputError, ModelDownloadError
+from facelab.paths import atomic_write_bytes, zoo_dir
 
 #: Environment variable naming a folder or http(s) URL that replaces every file's origin.
 MIRROR_ENV = "FACELAB_ZOO_MIRROR"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelab.analyze import (
+from facelab.inference.analyze import (
     FaceAnalyzer,
     TorchNetwork,
     batch_bucket,

@@ -81,7 +81,7 @@ def model_cache(tmp_path_factory):
     """A cache holding the notebook's tiny demo model, trained briefly here, so that the
     page does not spend its time training (the notebook finds it and loads it)."""
     from facelab.checkpoints import save_checkpoint
-    from facelab.demo import TINY_BACKBONE, tiny_model_path, train_tiny_model
+    from facelab.apps.demo import TINY_BACKBONE, tiny_model_path, train_tiny_model
 
     cache = tmp_path_factory.mktemp("models")
     model, info = train_tiny_model(backbone=TINY_BACKBONE, image_size=48, n_faces=32, seconds=3, seed=0)

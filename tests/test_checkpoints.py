@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from facelab.paths import TMP_SUFFIX
 from facelab import labels as L
 from facelab.checkpoints import (
     config_path, import_hsemotion, load_checkpoint, read_checkpoint_config, save_checkpoint, save_training_state,
@@ -140,7 +141,7 @@ def test_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "writing"
-        temporary = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        temporary = [p for p in tmp_path.iterdir() if p.name.endswith(TMP_SUFFIX)]
         assert temporary and temporary[0].stat().st_size > 0  # the new bytes exist, but only in a temp file
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facelab.cli import main
+from facelab.apps.cli import main
 
 import bad_inputs
 

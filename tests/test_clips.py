@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from facelab import datasets as D
+from facelab.data import datasets as D
 from facelab import labels as L
 from facelab.errors import InvalidInputError
 from facelab.synth import clips as C

@@ -1,10 +1,10 @@
-"""facelab.course: the cached recipes train once, then load; names differ per setting."""
+"""facelab.training.course: the cached recipes train once, then load; names differ per setting."""
 import pytest
 import torch
 
-from facelab import course
+from facelab.training import course
 from facelab.checkpoints import read_checkpoint_config
-from facelab.datasets import read_lfw, read_vggface2
+from facelab.data.datasets import read_lfw, read_vggface2
 from facelab.synth import writers
 
 TINY = "test_efficientnet"  # a tiny timm model: the recipes' logic, not their accuracy, is tested here
@@ -77,11 +77,11 @@ def test_recipe_names_are_fixed_and_differ_per_setting():
 
 
 def test_face_crops_are_made_once_in_the_dataset_layout(monkeypatch):
-    import facelab.prepare
+    import facelab.data.prepare
 
     prepared = []
-    real = facelab.prepare.prepare_dataset
-    monkeypatch.setattr(facelab.prepare, "prepare_dataset", lambda *a, **k: prepared.append(k) or real(*a, **k))
+    real = facelab.data.prepare.prepare_dataset
+    monkeypatch.setattr(facelab.data.prepare, "prepare_dataset", lambda *a, **k: prepared.append(k) or real(*a, **k))
     tight = course.face_crops("lfw", "tight", PX, progress=False)
     center = course.face_crops("lfw", "center", PX, progress=False)
     assert tight != center and len(prepared) == 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab import datasets as D
+from facelab.data import datasets as D
 from facelab import labels as L
 from facelab.errors import DatasetFormatError
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facelab.demo import DemoModels, FaceDemo, emotion_columns, face_label, faces_table
+from facelab.apps.demo import DemoModels, FaceDemo, emotion_columns, face_label, faces_table
 from facelab.labels import EMOTIONS_8, RACES
 from facelab.synth import render_face, render_scene, sample_person
 
@@ -188,7 +188,7 @@ def test_label_and_table_helpers():
 @pytest.fixture(scope="module")
 def real_app():
     pytest.importorskip("facenet_pytorch")
-    from facelab.demo import default_models
+    from facelab.apps.demo import default_models
 
     models = default_models(cache_dir="/nonexistent-facelab-cache", train_seconds=0, precision="fp32")
     return FaceDemo(models)
@@ -249,7 +249,7 @@ def test_default_models_pairs_the_course_checkpoints_and_ignores_others(tmp_path
     import os
 
     from facelab.checkpoints import save_checkpoint
-    from facelab.demo import course_checkpoints, default_models, tiny_model_path, untrained_model
+    from facelab.apps.demo import course_checkpoints, default_models, tiny_model_path, untrained_model
     from facelab.models import MultiTaskNet
 
     def save(name, mtime, **heads):
@@ -282,8 +282,8 @@ def test_face_world_networks_carry_a_notice_and_hide_age_gender_race(face_photo)
     pytest.importorskip("facenet_pytorch")
     from conftest import tiny_model
 
-    from facelab.analyze import FaceAnalyzer
-    from facelab.demo import FACE_WORLD_NOTICE
+    from facelab.inference.analyze import FaceAnalyzer
+    from facelab.apps.demo import FACE_WORLD_NOTICE
     from facelab.labels import FACE_WORLD
 
     course = tiny_model(emotion_classes=8, gender=True, race=True, age=True)

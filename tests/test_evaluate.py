@@ -5,7 +5,7 @@ import torch
 
 from facelab import labels as L
 from facelab.errors import ImageDecodeError, InvalidInputError
-from facelab.evaluate import (
+from facelab.training.evaluate import (
     age_mae, balanced_accuracy, classification_metrics, drop_contempt, emotion_metrics, evaluate_attributes,
     evaluate_identity, extract_features, lfw_identification, metrics_table, predict, softmax,
 )

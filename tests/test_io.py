@@ -1,4 +1,4 @@
-"""facelab.io: every kind of input becomes an RGB uint8 array, or a named error."""
+"""facelab.data.io: every kind of input becomes an RGB uint8 array, or a named error."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 import facelab.errors as errors
-from facelab.io import (
+from facelab.data.io import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     input_name,

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from facelab import notebooks
+from facelab.apps import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 

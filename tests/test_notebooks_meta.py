@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from facelab.notebooks import colab_badge, colab_install_source
+from facelab.apps.notebooks import colab_badge, colab_install_source
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ["00_overview_and_data", "01_face_detection_and_crops", "02_identity_pretraining",

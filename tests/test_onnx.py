@@ -10,11 +10,11 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from facelab.analyze import FaceAnalyzer  # noqa: E402
+from facelab.inference.analyze import FaceAnalyzer  # noqa: E402
 from facelab.checkpoints import save_checkpoint  # noqa: E402
-from facelab.cli import main  # noqa: E402
+from facelab.apps.cli import main  # noqa: E402
 from facelab.errors import CheckpointError, InvalidInputError  # noqa: E402
-from facelab.onnx_export import OnnxNetwork, export_onnx  # noqa: E402
+from facelab.inference.onnx_export import OnnxNetwork, export_onnx  # noqa: E402
 from test_analyze import IMG, face_world, normalise, trained_model, world_crops  # noqa: E402
 
 

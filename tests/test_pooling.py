@@ -1,4 +1,4 @@
-"""Clip descriptors (facelab.pooling): hand-computed values, the no-face policy,
+"""Clip descriptors (facelab.inference.pooling): hand-computed values, the no-face policy,
 input validation, the scikit-learn transformer, and hypothesis fuzzing."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from facelab.errors import FacelabError, InvalidInputError
-from facelab.pooling import (
+from facelab.inference.pooling import (
     Descriptor,
     VideoDescriptor,
     frame_statistics,
@@ -259,7 +259,7 @@ def test_paper_pipelines_linear_svc_and_random_forest():
 
 
 def test_compare_video_descriptors_on_spread_only_classes():
-    from facelab.pooling import compare_video_descriptors, make_video_classifier
+    from facelab.inference.pooling import compare_video_descriptors, make_video_classifier
 
     clips, y = _toy_clips()
     test_clips, y_test = _toy_clips(seed=1)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from facelab.checkpoints import save_checkpoint
-from facelab.cli import main
+from facelab.apps.cli import main
 from test_analyze import face_world, tiny_model, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_predict_subprocess_csv_to_stdout(ckpt, photos, tmp_path):
     text.write_text("not a photo\n")
     annotated = tmp_path / "annotated"
     result = subprocess.run(
-        [sys.executable, "-m", "facelab.cli", "predict", str(photos["one.jpg"]), str(missing), str(text),
+        [sys.executable, "-m", "facelab.apps.cli", "predict", str(photos["one.jpg"]), str(missing), str(text),
          "--model", str(ckpt), "--batch-size", "4", "--annotate", str(annotated)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )

@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-import facelab.prepare as P
-from facelab.cli import main
+import facelab.data.prepare as P
+from facelab.apps.cli import main
 from facelab.errors import DatasetFormatError, InvalidInputError
 from facelab.faces import crop_faces, detect_faces, largest_face
-from facelab.prepare import prepare_dataset
+from facelab.data.prepare import prepare_dataset
 
 import bad_inputs
 
@@ -132,7 +132,7 @@ def test_resume_after_kill_equals_uninterrupted_run(dataset, reference, tmp_path
     out = tmp_path / "crops"
     script = textwrap.dedent(f"""
         import time
-        import facelab.prepare as P
+        import facelab.data.prepare as P
         real = P._save_atomic
         def slow(target, crop):
             real(target, crop)

@@ -1,5 +1,5 @@
 """The face world's dataset writers: byte-identical regeneration, and the readers
-of facelab.datasets reading back exactly what the writers wrote."""
+of facelab.data.datasets reading back exactly what the writers wrote."""
 import hashlib
 import os
 from collections import Counter
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facelab import datasets as D
+from facelab.data import datasets as D
 from facelab import labels as L
 from facelab.errors import InvalidInputError
 from facelab.synth import writers as W
@@ -233,7 +233,7 @@ def test_notebook_defaults_name_every_dataset_the_notebooks_use():
 
 
 def test_cli_synth_writes_a_dataset(tmp_path, capsys):
-    from facelab.cli import main
+    from facelab.apps.cli import main
 
     rc = main(["synth", "utkface", str(tmp_path / "u"), "--n", "3", "--size", str(PX), "--seed", "2",
                "--workers", "1", "--no-progress"])

@@ -1,4 +1,4 @@
-"""Face tracks (facelab.tracking) and detection at a working resolution (facelab.faces).
+"""Face tracks (facelab.inference.tracking) and detection at a working resolution (facelab.faces).
 
 * the box / landmark mapping between the working resolution and the full frame, property-based;
 * the tracker on drawn trajectories: two faces crossing, a face leaving and coming back, a few
@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 
 from facelab.errors import InvalidInputError
 from facelab.faces import detect_faces, map_coordinates, smallest_face, working_size
-from facelab.pooling import frame_statistics, track_group_statistics, tracks_by_frame
-from facelab.tracking import (
+from facelab.inference.pooling import frame_statistics, track_group_statistics, tracks_by_frame
+from facelab.inference.tracking import (
     FaceTracker,
     appearance_vectors,
     box_iou,
     color_histogram,
     track_metrics,
 )
-from facelab.video import ClipTracks, FaceTrack
+from facelab.inference.video import ClipTracks, FaceTrack
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 sizes = st.tuples(st.integers(1, 5000), st.integers(1, 5000))

@@ -6,7 +6,7 @@ from PIL import Image
 
 from facelab.errors import DatasetFormatError, ImageDecodeError, InvalidInputError
 from facelab.models import MultiTaskNet
-from facelab.train import (
+from facelab.training.train import (
     FaceTensors, batches, class_counts, normalize, preload, train_attributes, train_emotion, train_identity,
 )
 
@@ -255,7 +255,7 @@ def test_resume_of_another_task_is_refused(tmp_path):
 
 # --- command line --------------------------------------------------------------------------
 def test_cli_train_and_evaluate_emotion(tmp_path, capsys):
-    from facelab.cli import main
+    from facelab.apps.cli import main
 
     toy = ToyFaces(16, num_classes=8)
     for split in ("train", "val"):
@@ -283,7 +283,7 @@ import os, sys
 import numpy as np
 import torch
 from facelab.models import MultiTaskNet
-from facelab.train import train_identity
+from facelab.training.train import train_identity
 
 
 def run(out, backbone="test_efficientnet_gn"):

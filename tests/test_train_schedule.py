@@ -8,7 +8,7 @@ from torch import nn
 
 from facelab.checkpoints import load_training_state
 from facelab.sam import SAM
-from facelab.train import FaceTensors, Objective, Stage, augment_faces, train_emotion, train_one_epoch
+from facelab.training.train import FaceTensors, Objective, Stage, augment_faces, train_emotion, train_one_epoch
 from conftest import tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

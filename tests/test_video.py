@@ -1,4 +1,4 @@
-"""Video clips -> per-frame face features (facelab.video): streaming decode, frame
+"""Video clips -> per-frame face features (facelab.inference.video): streaming decode, frame
 sampling, bad files, end to end with real MTCNN and a tiny random network, the cache."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from bad_inputs import sample_photo, write_bad_videos
 from PIL import Image
 
 from facelab.errors import InvalidInputError, VideoDecodeError
-from facelab.pooling import VideoDescriptor
-from facelab.video import (
+from facelab.inference.pooling import VideoDescriptor
+from facelab.inference.video import (
     ClipFailure,
     ClipFeatures,
     extract_clip_features,
@@ -150,7 +150,7 @@ def tiny_model():
 @pytest.fixture(scope="module")
 def tiny_network(tiny_model):
     """The fp32 runner, prepared once for the whole module (eager: tracing takes seconds)."""
-    from facelab.video import face_network
+    from facelab.inference.video import face_network
 
     return face_network(tiny_model, precision="fp32", freeze=False)
 
@@ -196,7 +196,7 @@ def test_video_features_equal_the_network_on_the_crops(tiny_model, tiny_network,
 
 
 def test_bf16_features_agree_with_fp32(tiny_model, tiny_network, clips):
-    from facelab.video import face_network
+    from facelab.inference.video import face_network
 
     bf16_network = face_network(tiny_model, precision="bf16", freeze=False)
     assert bf16_network.precision == "bf16"
@@ -235,7 +235,7 @@ def test_bad_file_through_video_features(tiny_network, tmp_path):
 
 
 def test_cache_second_call_does_not_run_the_network(tiny_network, clips, tmp_path, monkeypatch):
-    from facelab.analyze import TorchNetwork
+    from facelab.inference.analyze import TorchNetwork
 
     calls = {"n": 0}
     original = TorchNetwork.features
@@ -264,7 +264,7 @@ def test_cache_second_call_does_not_run_the_network(tiny_network, clips, tmp_pat
 
 def test_cache_is_shared_between_the_model_and_its_runner(tiny_model, tiny_network, clips, tmp_path,
                                                           monkeypatch):
-    import facelab.video as video
+    import facelab.inference.video as video
 
     extract_clip_features([clips["no_face"]], tiny_network, cache_dir=tmp_path, progress=False)
 
@@ -282,7 +282,7 @@ def test_cache_key_changes_with_the_weights_and_the_file(tiny_model, tmp_path):
 
     import torch
 
-    from facelab.video import clip_cache_key, model_fingerprint
+    from facelab.inference.video import clip_cache_key, model_fingerprint
 
     path = write_video(tmp_path / "a.avi", noise_frames(2))
     other = copy.deepcopy(tiny_model)
@@ -326,7 +326,7 @@ def test_save_and_load_clip_features_round_trip(tmp_path):
 
 
 def test_feature_set_round_trip(tmp_path):
-    from facelab.video import FeatureSet, load_feature_set, save_feature_set
+    from facelab.inference.video import FeatureSet, load_feature_set, save_feature_set
 
     a = ClipFeatures("a.avi", False, np.array([0, 1]), np.array([0.0, 0.1]),
                      [np.ones((1, 3), np.float32), np.zeros((0, 3), np.float32)],
@@ -349,7 +349,7 @@ def test_feature_set_round_trip(tmp_path):
 
 def test_load_feature_set_rejects_other_files(tmp_path):
     from facelab.errors import DatasetFormatError
-    from facelab.video import load_feature_set
+    from facelab.inference.video import load_feature_set
 
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(DatasetFormatError, match="x.npz"):
@@ -364,9 +364,9 @@ def test_load_feature_set_rejects_other_files(tmp_path):
 @pytest.mark.slow
 def test_cli_video_features_and_classify_on_afew_like_clips(tiny_model, tmp_path, capsys):
     from facelab.checkpoints import save_checkpoint
-    from facelab.cli import main
+    from facelab.apps.cli import main
     from facelab.synth.writers import write_afew
-    from facelab.video import load_feature_set
+    from facelab.inference.video import load_feature_set
 
     root = tmp_path / "afew"
     write_afew(root, n_train_per_class=1, n_val_per_class=1, n_frames=2, size=64, workers=1, progress=False)

@@ -1,5 +1,5 @@
 """Face tracks on a rendered multi-person clip with known identities: ``facelab predict --per-track``,
-``FaceAnalyzer.analyze_video`` with ``track``, ``facelab.video.video_tracks``; bad videos through the
+``FaceAnalyzer.analyze_video`` with ``track``, ``facelab.inference.video.video_tracks``; bad videos through the
 new path; the background decoder."""
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from bad_inputs import write_bad_videos
 from conftest import tiny_model
 from PIL import Image
 
-from facelab.analyze import FaceAnalyzer
+from facelab.inference.analyze import FaceAnalyzer
 from facelab.checkpoints import save_checkpoint
-from facelab.cli import main
+from facelab.apps.cli import main
 from facelab.errors import InvalidInputError
 from facelab.synth.clips import write_clip, write_crowd_clip
-from facelab.tracking import track_metrics
-from facelab.video import face_network, iter_frames, video_tracks
+from facelab.inference.tracking import track_metrics
+from facelab.inference.video import face_network, iter_frames, video_tracks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FPS = 25

@@ -1,4 +1,4 @@
-"""facelab.viz: the plots return figures/axes holding what they should (no image comparison)."""
+"""facelab.apps.viz: the plots return figures/axes holding what they should (no image comparison)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.collections import PathCollection, QuadMesh  # noqa: E402
 
-from facelab import viz  # noqa: E402
+from facelab.apps import viz
 from facelab.errors import InvalidInputError  # noqa: E402
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from facelab import labels as L
 from facelab import zoo
-from facelab.cli import main
+from facelab.apps.cli import main
 from facelab.errors import InvalidInputError, ModelDownloadError
 
 DATA = bytes(range(256)) * 40 + b"end"  # 10243 bytes

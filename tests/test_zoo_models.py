@@ -18,7 +18,7 @@ from published_models import emotion_net, save_old_style
 from facelab import labels as L
 from facelab import zoo
 from facelab.checkpoints import load_checkpoint, load_facenet, read_checkpoint_config, zoo_checkpoint_path
-from facelab.cli import main
+from facelab.apps.cli import main
 from facelab.errors import CheckpointError, ModelDownloadError
 
 
@@ -156,7 +156,7 @@ def test_download_command_converts_once_against_the_mirror(use_mirror, capsys):
 
 
 def test_the_demo_offers_the_paper_network_first(use_mirror, astronaut, tmp_path):
-    from facelab.demo import FACE_WORLD_NOTICE, FaceDemo, default_models
+    from facelab.apps.demo import FACE_WORLD_NOTICE, FaceDemo, default_models
 
     models = default_models(tmp_path, train_seconds=0, precision="fp32")
     names = list(models)
@@ -176,7 +176,7 @@ def test_notebook_07_compares_the_two_networks_when_the_paper_network_can_be_had
     from nbclient import NotebookClient
 
     from facelab.checkpoints import save_checkpoint
-    from facelab.demo import tiny_model_path, untrained_model
+    from facelab.apps.demo import tiny_model_path, untrained_model
 
     cache = tmp_path / "models"
     tiny = untrained_model()

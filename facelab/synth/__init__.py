@@ -3,8 +3,8 @@
 See docs/face-world.md: identity, age, gender, race group, expression and nuisance
 are independent factors of every rendered face, and real MTCNN detects the faces.
 """
-from .people import FACIAL_HAIR, HAIR_STYLES, Person, Traits, sample_people, sample_person
-from .render import (
+from facelab.synth.people import FACIAL_HAIR, HAIR_STYLES, Person, Traits, sample_people, sample_person
+from facelab.synth.render import (
     CONTROLS,
     EXPRESSIONS,
     Nuisance,
@@ -17,8 +17,8 @@ from .render import (
     render_face,
     sample_nuisance,
 )
-from .preview import contact_sheet, save_preview
-from .scenes import Scene, render_scene
+from facelab.synth.preview import contact_sheet, save_preview
+from facelab.synth.scenes import Scene, render_scene
 
 __all__ = [
     "Person", "Traits", "HAIR_STYLES", "FACIAL_HAIR", "sample_person", "sample_people",

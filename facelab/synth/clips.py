@@ -28,10 +28,10 @@ import av
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInputError
-from ..labels import EMOTIONS_8, group_label
-from .people import Person, sample_person
-from .render import apply_camera, paint_face, render_background, sample_nuisance
+from facelab.errors import InvalidInputError
+from facelab.labels import EMOTIONS_8, group_label
+from facelab.synth.people import Person, sample_person
+from facelab.synth.render import apply_camera, paint_face, render_background, sample_nuisance
 
 #: Encoder settings per container: (codec, options).  Fixed so output is reproducible.
 #: x264 runs single-threaded and without its rate-control lookahead / macroblock tree:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..labels import GENDERS, RACES
+from facelab.errors import InvalidInputError
+from facelab.labels import GENDERS, RACES
 
 RGB = tuple[float, float, float]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import InvalidInputError
-from ..labels import EMOTIONS_8, GENDERS, RACES
-from .people import Person, sample_person
-from .render import Nuisance, render_face
+from facelab.errors import InvalidInputError
+from facelab.labels import EMOTIONS_8, GENDERS, RACES
+from facelab.synth.people import Person, sample_person
+from facelab.synth.render import Nuisance, render_face
 
 #: Columns of the sheet: (gender, race, age) -- both genders, all race groups, ages 4..85.
 PREVIEW_COLUMNS = (

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..errors import InvalidInputError
-from ..labels import EMOTIONS_8, MAX_AGE, MIN_AGE
-from .people import FACIAL_HAIR, HAIR_STYLES, Person
+from facelab.errors import InvalidInputError
+from facelab.labels import EMOTIONS_8, MAX_AGE, MIN_AGE
+from facelab.synth.people import FACIAL_HAIR, HAIR_STYLES, Person
 
 Box = tuple[float, float, float, float]
 

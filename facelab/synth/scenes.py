@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..labels import EMOTIONS_8
-from .people import Person, sample_person
-from .render import paint_face, render_background, apply_camera
+from facelab.errors import InvalidInputError
+from facelab.labels import EMOTIONS_8
+from facelab.synth.people import Person, sample_person
+from facelab.synth.render import paint_face, render_background, apply_camera
 
 Box = tuple[float, float, float, float]
 

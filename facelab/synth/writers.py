@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import labels as L
-from ..errors import InvalidInputError
-from ..paths import data_dir
+from facelab import labels as L
+from facelab.errors import InvalidInputError
+from facelab.paths import data_dir
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
 #: Format 4 changed the expression table (``render.EXPRESSIONS``) and so every dataset.
@@ -85,7 +85,7 @@ def _plan_rng(seed: int, dataset: str) -> np.random.Generator:
 
 @functools.lru_cache(maxsize=4096)
 def _person(seed: int, person_id: int):
-    from .people import sample_person
+    from facelab.synth.people import sample_person
 
     return sample_person(int(seed), int(person_id))
 
@@ -205,7 +205,7 @@ _AFFECTNET_RAW = {name: raw for raw, name in L.AFFECTNET_RAW_IDS.items()}
 
 def _render_photo(item: dict, *, seed: int, dataset: str, root: str, size: int) -> dict:
     """Render and save one photo; returns what the index files need (name, box, person)."""
-    from .render import render_face, sample_nuisance
+    from facelab.synth.render import render_face, sample_nuisance
 
     rng = item_rng(seed, dataset, item["index"])
     person = _person(seed, item["person_id"])
@@ -220,7 +220,7 @@ def _render_photo(item: dict, *, seed: int, dataset: str, root: str, size: int) 
 
 def _render_single(item: dict, *, seed: int, dataset: str, root: str, size: int, n_frames: int,
                    fps: int) -> dict:
-    from .clips import render_single_clip, write_clip
+    from facelab.synth.clips import render_single_clip, write_clip
 
     rng = item_rng(seed, dataset, item["index"])
     person = _person(seed, item["person_id"])
@@ -233,7 +233,7 @@ def _render_single(item: dict, *, seed: int, dataset: str, root: str, size: int,
 
 def _render_group(item: dict, *, seed: int, dataset: str, root: str, size: int, n_frames: int,
                   fps: int) -> dict:
-    from .clips import render_group_clip, write_clip
+    from facelab.synth.clips import render_group_clip, write_clip
 
     rng = item_rng(seed, dataset, item["index"])
     people = [_person(seed, pid) for pid in item["person_ids"]]
@@ -245,7 +245,7 @@ def _render_group(item: dict, *, seed: int, dataset: str, root: str, size: int, 
 
 def _render_scene_item(item: dict, *, seed: int, dataset: str, root: str, size: int,
                        max_faces: int) -> dict:
-    from .scenes import render_scene
+    from facelab.synth.scenes import render_scene
 
     rng = item_rng(seed, dataset, item["index"])
     width, height = size, int(round(size * 3 / 4))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .errors import InvalidInputError
+from facelab.errors import InvalidInputError
 
 #: Cost of a forbidden (gated) pair: larger than any allowed cost.
 _FORBIDDEN = 1e6

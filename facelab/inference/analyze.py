@@ -7,7 +7,7 @@
            -> emotion CNN             -> emotion
            -> one pandas row per face
 
-**RGB everywhere**: inputs are decoded by :func:`facelab.io.load_image` into RGB uint8
+**RGB everywhere**: inputs are decoded by :func:`facelab.data.io.load_image` into RGB uint8
 arrays; crops are RGB floats in ``[0, 255]``; normalisation with the checkpoint's
 mean/std happens inside the network runner.
 
@@ -37,16 +37,16 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import FacelabError, InvalidInputError
-from .faces import check_detect_size, crop_faces
-from .frames import iter_frames
-from .labels import is_face_world
-from .runtime import (  # noqa: F401 - re-exported: facelab.analyze is where earlier code found them
+from facelab.errors import FacelabError, InvalidInputError
+from facelab.faces import check_detect_size, crop_faces
+from facelab.data.frames import iter_frames
+from facelab.labels import is_face_world
+from facelab.inference.runtime import (  # noqa: F401 - re-exported: facelab.inference.analyze is where earlier code found them
     BACKENDS, PRECISIONS, TorchNetwork, batch_bucket, bf16_in_cpuinfo, cpu_supports_bf16, make_network,
     resolve_precision, softmax,
 )
-from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
-from .video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, track_faces
+from facelab.inference.tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
+from facelab.inference.video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, track_faces
 
 #: Heads whose outputs FaceAnalyzer reports (the identity head's classes are the training
 #: people, which mean nothing for a new photo; use features for identity).
@@ -74,7 +74,7 @@ class _Input:
 
 
 def _is_video_path(src) -> bool:
-    from .io import VIDEO_EXTENSIONS
+    from facelab.data.io import VIDEO_EXTENSIONS
 
     return isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() in VIDEO_EXTENSIONS
 
@@ -84,10 +84,10 @@ def expand_inputs(images, names=None, *, videos: bool = False) -> list:
     ``"error"`` (source is then the message).
 
     ``images`` is one input or a list of inputs; a folder is replaced by its images
-    (sorted, :func:`facelab.io.list_images`) -- and its videos when ``videos=True``.
+    (sorted, :func:`facelab.data.io.list_images`) -- and its videos when ``videos=True``.
     A folder without any becomes one ``"error"`` entry, so nothing goes missing silently.
     """
-    from .io import VIDEO_EXTENSIONS, input_name, list_images
+    from facelab.data.io import VIDEO_EXTENSIONS, input_name, list_images
 
     items = list(images) if isinstance(images, (list, tuple)) else [images]
     if names is not None:
@@ -138,7 +138,7 @@ class FaceAnalyzer:
     model : checkpoint path or :class:`facelab.models.MultiTaskNet`
         The identity/attribute network of Fig. 1 (heads age, gender, race) -- or any
         network: its heads decide what is reported.  With ``backend="onnx"`` it may also be
-        an ``.onnx`` file written by :func:`facelab.onnx_export.export_onnx`.
+        an ``.onnx`` file written by :func:`facelab.inference.onnx_export.export_onnx`.
     emotion_model : checkpoint path or MultiTaskNet, optional
         The emotion network of Fig. 1 (fine-tuned for emotion).  Its emotion head (and its
         valence / arousal heads, if any) win over those of ``model``.
@@ -261,7 +261,7 @@ class FaceAnalyzer:
 
     def ages(self, age_probs) -> np.ndarray:
         """Age in years from age posteriors: the top-L expectation of eq. (1)."""
-        from .losses import age_expectation
+        from facelab.losses import age_expectation
 
         probs = np.asarray(age_probs, dtype=np.float32)
         if len(probs) == 0:
@@ -270,7 +270,7 @@ class FaceAnalyzer:
 
     # --- images -----------------------------------------------------------------
     def analyze(self, images, names=None, *, chunk_images: int = DEFAULT_CHUNK_IMAGES):
-        """One DataFrame row per face of ``images`` (anything :func:`facelab.io.load_image`
+        """One DataFrame row per face of ``images`` (anything :func:`facelab.data.io.load_image`
         accepts, a list of them, or a folder).
 
         Columns: ``input`` (position in the expanded input list), ``name``, ``face`` (index
@@ -291,7 +291,7 @@ class FaceAnalyzer:
         return self._frame(rows)
 
     def _load(self, chunk: list) -> None:
-        from .io import load_image
+        from facelab.data.io import load_image
 
         for item in chunk:
             if item.error is not None:
@@ -303,7 +303,7 @@ class FaceAnalyzer:
 
     def _detect(self, arrays: list) -> list:
         """Faces of every array; same-size images are detected together."""
-        from .faces import detect_faces
+        from facelab.faces import detect_faces
 
         if not arrays:
             return []
@@ -322,7 +322,7 @@ class FaceAnalyzer:
 
     def _analyze_chunk(self, chunk: list, extra: Sequence[dict] | None = None) -> list:
         """Load, detect, crop and predict one chunk of inputs -> row dicts."""
-        from .faces import crop_faces
+        from facelab.faces import crop_faces
 
         self._load(chunk)
         ok = [item for item in chunk if item.error is None]
@@ -419,16 +419,16 @@ class FaceAnalyzer:
                       detect_every: int = 1, appearance: str = "color", tracker: FaceTracker | None = None):
         """Per-frame rows for a video file (every ``every``-th frame), as :meth:`analyze`,
         plus ``frame`` (index in the clip), ``time`` (seconds) and ``track`` (the same number
-        for the same person in every frame, :class:`facelab.tracking.FaceTracker`).
+        for the same person in every frame, :class:`facelab.inference.tracking.FaceTracker`).
 
-        Frames are decoded as a stream in a background thread (:func:`facelab.frames.iter_frames`)
+        Frames are decoded as a stream in a background thread (:func:`facelab.data.frames.iter_frames`)
         and handled ``chunk_frames`` at a time (default 8, at most ``batch_size``).  The
         detector runs on every ``detect_every``-th frame at the working resolution
         ``detect_size`` (longer side in pixels, None: full resolution); on the frames in
         between the tracks are carried along their predicted boxes, and those rows have
         ``det_prob`` NaN.  Crops always come from the full-resolution frame and every
         frame's faces go through the networks.  ``appearance`` is what the tracker compares
-        besides the boxes (:func:`facelab.tracking.appearance_vectors`): ``"color"`` (a colour
+        besides the boxes (:func:`facelab.inference.tracking.appearance_vectors`): ``"color"`` (a colour
         histogram of the face crop), ``"features"`` (the first network's own features; one more
         pass of it on the detected faces) or ``"features+color"``.  Colour is the default: an
         emotion network's features change with the expression about as much as between
@@ -483,7 +483,7 @@ class FaceAnalyzer:
         return appearance
 
     def _tracked_rows(self, chunk: list, name: str, input_index: int) -> Iterator[dict]:
-        """Rows of a chunk of tracked frames (:func:`facelab.video.track_faces`)."""
+        """Rows of a chunk of tracked frames (:func:`facelab.inference.video.track_faces`)."""
         with_faces = [tf for tf in chunk if len(tf.boxes)]
         probs = {}
         if with_faces:
@@ -651,7 +651,7 @@ def annotate_rows(image, rows):
     one image) drawn: its box and a label such as ``Happiness 0.91 | 34 y | Female``."""
     from PIL import Image, ImageDraw
 
-    from .io import load_image
+    from facelab.data.io import load_image
 
     canvas = Image.fromarray(load_image(image))
     draw = ImageDraw.Draw(canvas)

@@ -48,10 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetFormatError, FacelabError, InvalidInputError
-from .faces import CROP_POLICIES, crop_faces, detect_faces, largest_face
-from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image
-from .paths import TMP_SUFFIX, atomic_write_bytes
+from facelab.errors import DatasetFormatError, FacelabError, InvalidInputError
+from facelab.faces import CROP_POLICIES, crop_faces, detect_faces, largest_face
+from facelab.data.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image
+from facelab.paths import TMP_SUFFIX, atomic_write_bytes
 
 SETTINGS_FILE = ".facelab-prepare.json"
 FAILURES_FILE = "failures.csv"

@@ -16,12 +16,12 @@ The pipeline of the paper for one clip:
 3. :func:`extract_clip_features` does this for a list of clips with a progress bar
    and an on-disk cache, so re-running a notebook does not recompute anything.
 
-The result per clip is a :class:`ClipFeatures`; :mod:`facelab.pooling` turns it into
+The result per clip is a :class:`ClipFeatures`; :mod:`facelab.inference.pooling` turns it into
 the clip descriptor (``clip.descriptor()``).
 
 **Face tracks** (several people): :func:`track_faces` detects every ``detect_every``-th
 frame at a working resolution (``detect_size``), follows the faces with a
-:class:`facelab.tracking.FaceTracker` and carries them over the frames in between;
+:class:`facelab.inference.tracking.FaceTracker` and carries them over the frames in between;
 :func:`video_tracks` runs the network on every frame's faces and returns a
 :class:`ClipTracks`: per person (track) the features, the paper's 4-statistic descriptor
 (``track.descriptor()``) and the group descriptor over people, then frames
@@ -39,15 +39,15 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import FacelabError, InvalidInputError, short_message
-from .faces import check_detect_size, crop_faces, detect_faces
-from .frames import (  # noqa: F401 - DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH: facelab.video re-exports them
+from facelab.errors import FacelabError, InvalidInputError, short_message
+from facelab.faces import check_detect_size, crop_faces, detect_faces
+from facelab.data.frames import (  # noqa: F401 - DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH: facelab.inference.video re-exports them
     DEFAULT_MAX_FRAME_PIXELS, DEFAULT_PREFETCH, Frame, check_sampling, iter_frames,
 )
-from .paths import atomic_write_bytes, cache_dir
-from .pooling import Descriptor, frame_statistics, track_group_statistics
-from .runtime import TorchNetwork, resolve_precision
-from .tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
+from facelab.paths import atomic_write_bytes, cache_dir
+from facelab.inference.pooling import Descriptor, frame_statistics, track_group_statistics
+from facelab.inference.runtime import TorchNetwork, resolve_precision
+from facelab.inference.tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
 
 #: Bump when the meaning of cached features changes (invalidates old cache files).
 CACHE_VERSION = 1
@@ -112,7 +112,7 @@ class ClipFeatures:
         return out
 
     def pooling_input(self):
-        """What :mod:`facelab.pooling` pools: the face rows only (single mode,
+        """What :mod:`facelab.inference.pooling` pools: the face rows only (single mode,
         ``(n_face_frames, D)``) or the per-frame list (group mode)."""
         if self.group:
             return self.per_frame
@@ -121,7 +121,7 @@ class ClipFeatures:
 
     def descriptor(self, *, l2_normalize: bool = True):
         """The paper's clip descriptor (:func:`frame_statistics` or :func:`group_statistics`)."""
-        from .pooling import frame_statistics, group_statistics
+        from facelab.inference.pooling import frame_statistics, group_statistics
 
         if self.group:
             return group_statistics(self.per_frame, l2_normalize, dim=self.feature_dim)
@@ -139,7 +139,7 @@ def face_network(model, *, precision: str = "auto", device="cpu", freeze: bool =
     """The runner that turns raw tight crops into features, built once per model.
 
     ``model`` is a :class:`facelab.models.MultiTaskNet` (or a checkpoint path); the result is
-    a :class:`facelab.runtime.TorchNetwork`: ImageNet normalisation, ``channels_last``,
+    a :class:`facelab.inference.runtime.TorchNetwork`: ImageNet normalisation, ``channels_last``,
     bf16 where the CPU has native bfloat16 (``precision="auto"``; ``"fp32"`` to force fp32),
     BatchNorm folded by TorchScript (``freeze=False``: plain eager module, quicker to prepare).
     A runner passed in is returned unchanged.
@@ -148,7 +148,7 @@ def face_network(model, *, precision: str = "auto", device="cpu", freeze: bool =
         return model
 
     if isinstance(model, (str, os.PathLike)):
-        from .checkpoints import load_checkpoint
+        from facelab.checkpoints import load_checkpoint
 
         model = load_checkpoint(model, device=device)
     precision = resolve_precision(precision, device)
@@ -175,7 +175,7 @@ def face_features(network, crops, *, batch_size: int = 64) -> np.ndarray:
 
 def _process_chunk(frames: list, network, *, group, min_face_size, threshold, device):
     """Detect, crop and embed the faces of a chunk of frames -> (features, boxes) per frame."""
-    from .faces import crop_faces, detect_faces, largest_face
+    from facelab.faces import crop_faces, detect_faces, largest_face
 
     images = [f.image for f in frames]
     faces_per_frame = detect_faces(images, min_face_size=min_face_size, threshold=threshold,
@@ -291,12 +291,12 @@ def track_faces(frames: Iterable[Frame], *, appearance_fn=None, tracker: FaceTra
     landmarks come back in full-frame pixels).  ``appearance_fn(frames, boxes)`` -- a list
     of :class:`Frame` and, per frame, a ``(k, 4)`` box array -- returns the ``(sum k, D)``
     appearance of those faces for the tracker (e.g. the network's own features,
-    :func:`facelab.tracking.appearance_vectors`); without it the tracker compares the
+    :func:`facelab.inference.tracking.appearance_vectors`); without it the tracker compares the
     landmarks.  Then, frame by frame, ``tracker.update`` names the detected faces
     and ``tracker.carry`` moves the tracks over the other frames.
 
     ``tracker`` (default ``FaceTracker()``) is used as given; pass a fresh or
-    :meth:`~facelab.tracking.FaceTracker.reset` one per clip.  A decoding error is
+    :meth:`~facelab.inference.tracking.FaceTracker.reset` one per clip.  A decoding error is
     raised after the frames before it have been yielded.  Memory: the frames of one chunk.
     """
     detect_every = check_detect_every(detect_every)
@@ -370,7 +370,7 @@ class FaceTrack:
     Attributes
     ----------
     track : int
-        The track id (:class:`facelab.tracking.FaceTracker`).
+        The track id (:class:`facelab.inference.tracking.FaceTracker`).
     frame_indices, times : arrays (n,)
         The frames the face is in (index in the clip, seconds).
     boxes : array (n, 4)
@@ -394,7 +394,7 @@ class FaceTrack:
 
     def descriptor(self, *, l2_normalize: bool = True) -> Descriptor:
         """The paper's video descriptor of this person: mean, max, min and std of the frame
-        features (:func:`facelab.pooling.frame_statistics`), 4D values."""
+        features (:func:`facelab.inference.pooling.frame_statistics`), 4D values."""
         return frame_statistics(self.features, l2_normalize)
 
 
@@ -423,7 +423,7 @@ class ClipTracks:
 
     def group_descriptor(self, *, l2_normalize: bool = True, min_frames: int = 1) -> Descriptor:
         """The group descriptor over people: in each frame the people in view are pooled
-        (mean, std), then the frames (:func:`facelab.pooling.track_group_statistics`)."""
+        (mean, std), then the frames (:func:`facelab.inference.pooling.track_group_statistics`)."""
         return track_group_statistics([(t.frame_indices, t.features) for t in self.long_tracks(min_frames)],
                                       l2_normalize, dim=self.feature_dim)
 
@@ -444,10 +444,10 @@ def video_tracks(path, model, *, every: int = 1, fps: float | None = None, detec
         the frames in between (1: every frame).
     detect_size : working resolution of the detector (longer side, pixels); None: full
         resolution.  The crops are always cut from the full-resolution frame.
-    tracker : a :class:`facelab.tracking.FaceTracker` with your settings (it is reset);
+    tracker : a :class:`facelab.inference.tracking.FaceTracker` with your settings (it is reset);
         default ``FaceTracker()``.
     appearance : what the tracker compares besides the boxes
-        (:func:`facelab.tracking.appearance_vectors`): ``"color"`` (a colour histogram of the
+        (:func:`facelab.inference.tracking.appearance_vectors`): ``"color"`` (a colour histogram of the
         face crop; the default), ``"features"`` (the network's own; an emotion network's
         change with the expression) or ``"features+color"``.
     chunk_frames : frames processed together (detector batch, crops, network).
@@ -592,7 +592,7 @@ def extract_clip_features(paths: Sequence, model, *, cache_dir="default", group:
         raise InvalidInputError(f"errors={errors!r}: use 'raise' or 'collect'")
     check_sampling(every, fps)
     if isinstance(model, (str, os.PathLike)):
-        from .checkpoints import load_checkpoint
+        from facelab.checkpoints import load_checkpoint
 
         model = load_checkpoint(model, device=device)
     network = model if _is_network(model) else None
@@ -706,7 +706,7 @@ def save_feature_set(fs: FeatureSet, file) -> Path:
 
 def load_feature_set(file) -> FeatureSet:
     """Read a file written by :func:`save_feature_set` (``DatasetFormatError`` if it is not one)."""
-    from .errors import DatasetFormatError
+    from facelab.errors import DatasetFormatError
 
     file = Path(file)
     if not file.is_file():

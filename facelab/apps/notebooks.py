@@ -1,7 +1,7 @@
 """Helpers for the notebook series: Colab links, headless execution, key figures.
 
 The repository URL lives in exactly one place, ``[project.urls] Repository`` in
-``pyproject.toml``; Colab badges are derived from it (``python -m facelab.notebooks
+``pyproject.toml``; Colab badges are derived from it (``python -m facelab.apps.notebooks
 --update-badges`` rewrites every badge after the URL changes).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from facelab.paths import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 SUMMARY_PREFIX = "FACELAB_SUMMARY "
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         for path in update_badges():
             print(f"updated {path}")
         return 0
-    print("usage: python -m facelab.notebooks --update-badges", file=sys.stderr)
+    print("usage: python -m facelab.apps.notebooks --update-badges", file=sys.stderr)
     return 1
 
 

@@ -41,7 +41,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .errors import InvalidInputError
+from facelab.errors import InvalidInputError
 
 #: The four statistics of the single-person clip descriptor, in the paper's order.
 FRAME_STATS = ("mean", "max", "min", "std")
@@ -288,7 +288,7 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
     * ``stats="group"``: each entry is a list of ``(n_faces_t, D)`` arrays, pooled by
       :func:`group_statistics`.
 
-    Entries may also be :class:`facelab.video.ClipFeatures` objects (anything with a
+    Entries may also be :class:`facelab.inference.video.ClipFeatures` objects (anything with a
     ``pooling_input()`` method).  Clips with no face get the all-zero descriptor;
     after each :meth:`transform` the boolean array ``no_face_`` marks them, and with
     ``add_indicator=True`` a last column ``no_face`` (1.0 / 0.0) lets the classifier
@@ -424,7 +424,7 @@ def compare_video_descriptors(train_clips, y_train, test_clips, y_test, *, group
     """Test accuracy of several clip descriptors with the same classifier (docs/method.md, section 7).
 
     Single-person clips (``group=False``; entries are ``(n_frames, D)`` arrays or
-    :class:`facelab.video.ClipFeatures`): the middle frame alone, mean pooling alone and the
+    :class:`facelab.inference.video.ClipFeatures`): the middle frame alone, mean pooling alone and the
     paper's mean+max+min+std.  Group clips (``group=True``): the paper's group descriptor.
     Both also report ``"chance (majority class)"``: the test accuracy of always answering the
     most frequent training class.  Returns ``{descriptor name: accuracy}``.

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from facelab.paths import REPO_ROOT
 
 
 def detection_step(out: Path) -> dict:
@@ -23,8 +23,8 @@ def detection_step(out: Path) -> dict:
     import numpy as np
     from skimage import data
 
-    from .faces import annotate, detect_faces
-    from .synth.scenes import render_scene
+    from facelab.faces import annotate, detect_faces
+    from facelab.synth.scenes import render_scene
 
     out.mkdir(parents=True, exist_ok=True)
     scene = render_scene(np.random.default_rng(0), n_faces=4)
@@ -40,7 +40,7 @@ def detection_step(out: Path) -> dict:
 
 def notebook_step(out: Path, notebooks_dir: Path) -> list[dict]:
     """Execute every numbered notebook headless; return one summary row per notebook."""
-    from .notebooks import execute_notebook
+    from facelab.apps.notebooks import execute_notebook
 
     rows = []
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoints import as_model
-from .errors import CheckpointError, InvalidInputError
-from .faces import resize_crops
+from facelab.checkpoints import as_model
+from facelab.errors import CheckpointError, InvalidInputError
+from facelab.faces import resize_crops
 
 #: ONNX operator set used for export (>= 17).
 ONNX_OPSET = 17
@@ -112,7 +112,7 @@ def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None,
     data = proto.SerializeToString()
     if out_path is None:
         return data
-    from .checkpoints import atomic_write_bytes
+    from facelab.checkpoints import atomic_write_bytes
 
     return atomic_write_bytes(Path(out_path), data)
 
@@ -122,7 +122,7 @@ class OnnxNetwork:
 
     ``model``: an ``.onnx`` file written by :func:`export_onnx`, or a checkpoint path /
     MultiTaskNet (exported in memory first).  Same interface as
-    :class:`facelab.runtime.TorchNetwork`: ``logits(crops)``, ``features(crops)``,
+    :class:`facelab.inference.runtime.TorchNetwork`: ``logits(crops)``, ``features(crops)``,
     ``labels``, ``head_sizes``, ``image_size``.
     """
 

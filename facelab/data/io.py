@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import (
+from facelab.errors import (
     ImageDecodeError,
     ImageTooLarge,
     InvalidInputError,
@@ -157,7 +157,7 @@ def _from_path(src, label: str, max_pixels: int) -> np.ndarray:
     if path.is_dir():
         raise ImageDecodeError(
             f"{label}: is a directory, not an image; pass image files "
-            "(the CLI expands directories for you, or use facelab.io.list_images)"
+            "(the CLI expands directories for you, or use facelab.data.io.list_images)"
         )
     try:
         fh = open(path, "rb")

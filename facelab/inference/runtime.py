@@ -10,8 +10,8 @@ A *runner* holds one network and turns raw face crops into answers::
 ``crops`` are ``N x 3 x S x S`` RGB in ``[0, 255]`` (what :func:`facelab.faces.crop_faces`
 returns); each runner normalises them with its checkpoint's mean/std itself.  Two runners keep
 this contract: :class:`TorchNetwork` (eager torch, traced and frozen, bf16 where the hardware has
-it) and :class:`facelab.onnx_export.OnnxNetwork` (ONNX Runtime, fp32).  The analyzer
-(:mod:`facelab.analyze`) and the video pipeline (:mod:`facelab.video`) use them.
+it) and :class:`facelab.inference.onnx_export.OnnxNetwork` (ONNX Runtime, fp32).  The analyzer
+(:mod:`facelab.inference.analyze`) and the video pipeline (:mod:`facelab.inference.video`) use them.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoints import as_model
-from .errors import InvalidInputError
-from .faces import resize_crops
-from .onnx_export import OnnxNetwork
+from facelab.checkpoints import as_model
+from facelab.errors import InvalidInputError
+from facelab.faces import resize_crops
+from facelab.inference.onnx_export import OnnxNetwork
 
 #: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
 PRECISIONS = ("auto", "bf16", "fp32")

@@ -43,14 +43,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
-from .datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from .errors import CheckpointError, InvalidInputError
-from .labels import FACE_WORLD
-from .models import MultiTaskNet
-from .paths import cache_dir, models_dir
-from .synth.writers import dataset_version
-from .train import train_attributes, train_emotion, train_identity
+from facelab.checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
+from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
+from facelab.errors import CheckpointError, InvalidInputError
+from facelab.labels import FACE_WORLD
+from facelab.models import MultiTaskNet
+from facelab.paths import cache_dir, models_dir
+from facelab.synth.writers import dataset_version
+from facelab.training.train import train_attributes, train_emotion, train_identity
 
 #: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
 RECIPE_VERSION = 1
@@ -96,7 +96,7 @@ def crops_dir() -> Path:
 # Face crops of the built-in datasets
 # =====================================================================================
 def _dataset_folder(name: str, seed: int, progress: bool, data_kw: dict | None) -> Path:
-    from .synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
+    from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
 
     if name not in NOTEBOOK_DEFAULTS:
         raise InvalidInputError(f"face_crops: unknown dataset {name!r}; choose one of {', '.join(NOTEBOOK_DEFAULTS)}")
@@ -117,7 +117,7 @@ def face_crops(name: str, policy: str = "tight", size: int = COURSE_IMG_SIZE, se
     dropped silently: they are listed in ``<folder>/failures.csv``.  ``data_kw`` changes the
     generated dataset (e.g. ``{"n": 20}``); ``min_face_size`` is MTCNN's smallest face.
     """
-    from .prepare import prepare_dataset
+    from facelab.data.prepare import prepare_dataset
 
     source = _dataset_folder(name, seed, progress, data_kw)
     out = crops_dir() / f"{source.name}-{policy}-{int(size)}px"

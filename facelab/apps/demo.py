@@ -3,7 +3,7 @@
 :class:`FaceDemo` is a small ipywidgets app (shown in notebook 07 and served as a web
 page by Voila)::
 
-    from facelab.demo import FaceDemo, default_models
+    from facelab.apps.demo import FaceDemo, default_models
     app = FaceDemo(default_models())
     app.widget            # display it in Jupyter / Voila
 
@@ -12,7 +12,7 @@ showing the photo with a box and a label per face plus a table (emotion with its
 probabilities, age, gender, race).  At inference the network of Fig. 1 runs once per
 face: MTCNN finds the tight face box, the shared backbone computes the feature vector
 ``x``, and the heads read emotion, age (eq. 1, the age expectation), gender and race
-from it.  :class:`facelab.analyze.FaceAnalyzer` does that work; this module only
+from it.  :class:`facelab.inference.analyze.FaceAnalyzer` does that work; this module only
 decodes the upload, calls it and draws the result.
 
 Bad input never breaks the app: an empty, truncated, huge or unsupported file, or a
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (
+from facelab.errors import (
     CheckpointError,
     FacelabError,
     ImageDecodeError,
@@ -40,11 +40,11 @@ from .errors import (
     UnsupportedFormatError,
     VideoDecodeError,
 )
-from . import zoo
-from .checkpoints import zoo_checkpoint_path
-from .frames import DEFAULT_MAX_FRAME_PIXELS, iter_frames
-from .paths import REPO_ROOT, models_dir
-from .labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
+from facelab import zoo
+from facelab.checkpoints import zoo_checkpoint_path
+from facelab.data.frames import DEFAULT_MAX_FRAME_PIXELS, iter_frames
+from facelab.paths import REPO_ROOT, models_dir
+from facelab.labels import EMOTIONS_8, FACE_WORLD, GENDERS, RACES
 
 #: Largest upload the demo accepts, in megabytes (1 MB = 10**6 bytes).  Jupyter's
 #: websocket refuses messages over 10 MiB unless configured, so larger files would not
@@ -90,7 +90,7 @@ class CallableAnalyzer:
 
 
 class CheckpointAnalyzer:
-    """A :class:`~facelab.analyze.FaceAnalyzer` loaded on first use from checkpoint paths or
+    """A :class:`~facelab.inference.analyze.FaceAnalyzer` loaded on first use from checkpoint paths or
     model-zoo names (``FaceAnalyzer(*models)``), so that a missing, corrupt or undownloadable
     file is reported in the app instead of at start-up.
 
@@ -121,7 +121,7 @@ def analyzer_from_checkpoint(*models, precision: str = "auto"):
     """A ``FaceAnalyzer`` of facelab checkpoints (paths) or model-zoo names, in
     ``FaceAnalyzer(model, emotion_model)`` order.  CheckpointError (or its
     ModelDownloadError) if one is missing, corrupt, mismatched or cannot be downloaded."""
-    from .analyze import FaceAnalyzer
+    from facelab.inference.analyze import FaceAnalyzer
 
     return FaceAnalyzer(*models, precision=precision)
 
@@ -171,7 +171,7 @@ def find_checkpoints(cache_dir) -> dict[str, list[Path]]:
     ``"attributes"`` (age, gender AND race heads, notebook 03) and ``"emotion"`` (an
     emotion head, notebook 04).  The demo's own tiny model, benchmark artifacts
     (``bench_*``), hidden files and unreadable files are left out."""
-    from .checkpoints import read_checkpoint_config
+    from facelab.checkpoints import read_checkpoint_config
 
     found: dict[str, list[Path]] = {"emotion": [], "attributes": []}
     root = Path(cache_dir)
@@ -197,7 +197,7 @@ def course_checkpoints(cache_dir) -> list[Path]:
     emotion): one file with all four heads, or the newest attribute checkpoint plus the
     newest emotion checkpoint -- preferring networks with all 8 AffectNet emotions over
     7-class ones (notebook 04 trains both).  Empty when the cache does not hold both."""
-    from .checkpoints import read_checkpoint_config
+    from facelab.checkpoints import read_checkpoint_config
 
     found = find_checkpoints(cache_dir)
     # stable sort: 8-class emotion networks first, newest first within each group
@@ -222,15 +222,15 @@ def face_world_faces(n_faces: int = 480, *, image_size: int = 48, seed: int = 0,
     Every face is a new photo (:func:`facelab.synth.render_face`) of one of ``n_people``
     people with a random emotion (8 classes), age (UTKFace-like distribution) and photo
     conditions; the crop is the renderer's face box (a tight crop, no margin, like the
-    MTCNN box at inference).  Returns a :class:`facelab.train.FaceTensors` with labels
+    MTCNN box at inference).  Returns a :class:`facelab.training.train.FaceTensors` with labels
     emotion, age (years), gender and race.  Deterministic given ``seed``.
     """
     import torch
 
-    from .labels import EMOTIONS_8
-    from .synth import render_face, sample_nuisance, sample_person
-    from .synth.writers import sample_ages
-    from .train import FaceTensors, resize_faces
+    from facelab.labels import EMOTIONS_8
+    from facelab.synth import render_face, sample_nuisance, sample_person
+    from facelab.synth.writers import sample_ages
+    from facelab.training.train import FaceTensors, resize_faces
 
     rng = np.random.default_rng([int(seed), 707])
     n_people = int(n_people or max(8, n_faces // 4))
@@ -256,7 +256,7 @@ def face_world_faces(n_faces: int = 480, *, image_size: int = 48, seed: int = 0,
 def untrained_model(backbone: str = TINY_BACKBONE, image_size: int = 48):
     """A :class:`facelab.models.MultiTaskNet` with the heads of Fig. 1 (emotion, age,
     gender, race) and random weights: it runs, but its predictions mean nothing."""
-    from .models import MultiTaskNet
+    from facelab.models import MultiTaskNet
 
     model = MultiTaskNet(backbone, emotion_classes=8, gender=True, race=True, age=True, pretrained=False)
     model.preprocessing["image_size"] = int(image_size)
@@ -271,10 +271,10 @@ def train_tiny_model(*, backbone: str = TINY_BACKBONE, image_size: int = 48, n_f
     stage A head only, stage B all weights), then the age/gender/race heads of Fig. 1 on
     the now frozen backbone.  No ImageNet weights (nothing can be downloaded), so the
     network starts from random weights and predictions are rough.  Training stops at the
-    time budget (``max_seconds`` of :mod:`facelab.train`), so how far it gets depends on
+    time budget (``max_seconds`` of :mod:`facelab.training.train`), so how far it gets depends on
     the machine.  Returns ``(model, info)``.
     """
-    from .train import train_attributes, train_emotion
+    from facelab.training.train import train_attributes, train_emotion
 
     t0 = time.perf_counter()
     data = face_world_faces(n_faces, image_size=image_size, seed=seed)
@@ -337,8 +337,8 @@ def default_models(cache_dir=None, *, train_seconds: float = 45.0, backbone: str
     Returns a :class:`DemoModels` dict ``{name: FaceAnalyzer}`` whose ``notes`` describe
     where each model came from.
     """
-    from .analyze import FaceAnalyzer
-    from .checkpoints import load_checkpoint, save_checkpoint
+    from facelab.inference.analyze import FaceAnalyzer
+    from facelab.checkpoints import load_checkpoint, save_checkpoint
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     models = DemoModels()
@@ -557,7 +557,7 @@ def _class_probability(row, key: str, value: str | None) -> float:
 
 # --- videos ----------------------------------------------------------------------
 def first_video_frame(name: str, content: bytes, *, max_pixels: int | None = None) -> np.ndarray:
-    """The first frame (RGB) of an uploaded video file, decoded with :func:`facelab.frames.iter_frames`.
+    """The first frame (RGB) of an uploaded video file, decoded with :func:`facelab.data.frames.iter_frames`.
 
     The bytes go to a temporary file (FFmpeg reads files); errors name ``name``, not
     the temporary path.
@@ -665,7 +665,7 @@ class FaceDemo:
     Parameters
     ----------
     models : dict
-        ``{name: model}`` where a model is a :class:`facelab.analyze.FaceAnalyzer`
+        ``{name: model}`` where a model is a :class:`facelab.inference.analyze.FaceAnalyzer`
         (anything with ``.analyze(images, names=None) -> DataFrame``), a callable with
         that contract, or the path of a facelab checkpoint (loaded on first use).  A
         :class:`DemoModels` dict may carry a note per model, shown under the controls.
@@ -696,7 +696,7 @@ class FaceDemo:
                  title: str = "facelab: emotion, age, gender and race of every face in a photo"):
         import ipywidgets as widgets
 
-        from .io import DEFAULT_MAX_PIXELS
+        from facelab.data.io import DEFAULT_MAX_PIXELS
 
         if not models:
             raise InvalidInputError("FaceDemo needs at least one model: {name: FaceAnalyzer | callable | checkpoint path}")
@@ -824,7 +824,7 @@ class FaceDemo:
 
     def _decode(self, name: str, content: bytes) -> np.ndarray:
         """Uploaded bytes -> ``H x W x 3`` uint8 RGB (the first frame for a video file)."""
-        from .io import VIDEO_EXTENSIONS, load_image
+        from facelab.data.io import VIDEO_EXTENSIONS, load_image
 
         limit = self.max_upload_mb * 1e6
         if len(content) > limit:

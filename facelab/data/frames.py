@@ -18,8 +18,8 @@ from typing import Callable, Iterator, NamedTuple
 import av
 import numpy as np
 
-from .errors import FacelabError, InvalidInputError, VideoDecodeError, short_message
-from .io import DEFAULT_MAX_PIXELS, list_images, load_image
+from facelab.errors import FacelabError, InvalidInputError, VideoDecodeError, short_message
+from facelab.data.io import DEFAULT_MAX_PIXELS, list_images, load_image
 
 #: A frame larger than this many pixels is refused before decoding (the image limit).
 DEFAULT_MAX_FRAME_PIXELS = DEFAULT_MAX_PIXELS

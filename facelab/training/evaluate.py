@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import InvalidInputError
-from .metrics import (  # noqa: F401 - re-exported: facelab.evaluate is where the notebooks find them
+from facelab.errors import InvalidInputError
+from facelab.metrics import (  # noqa: F401 - re-exported: facelab.training.evaluate is where the notebooks find them
     accuracy, age_mae, balanced_accuracy, classification_metrics, confusion, drop_contempt, emotion_metrics,
     head_metrics, restrict_classes, softmax,
 )
-from .train import LABEL_KEYS, UNKNOWN, FaceTensors, _ResizedFaces, normalize, resize_faces
+from facelab.training.train import LABEL_KEYS, UNKNOWN, FaceTensors, _ResizedFaces, normalize, resize_faces
 
 
 # =====================================================================================
@@ -195,7 +195,7 @@ def evaluate_emotion(model, dataset, **predict_kw) -> dict:
     """Emotion accuracy / balanced accuracy / confusion matrix; for an 8-class model also the
     7-class view (drop Contempt, renormalise).  Classes are matched by name."""
     if "emotion" not in model.heads:
-        raise InvalidInputError("the model has no emotion head; train one with facelab.train.train_emotion")
+        raise InvalidInputError("the model has no emotion head; train one with facelab.training.train.train_emotion")
     p = predict(model, dataset, **predict_kw)
     data_classes = (getattr(dataset, "label_names", None) or {}).get("emotion") or model.label_names["emotion"]
     result = emotion_metrics(p["logits"]["emotion"], p["labels"]["emotion"], model.label_names["emotion"],

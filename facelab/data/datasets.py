@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch.utils.data
 
-from . import labels as L
-from .errors import DatasetFormatError
-from .frames import iter_frames
+from facelab import labels as L
+from facelab.errors import DatasetFormatError
+from facelab.data.frames import iter_frames
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
@@ -54,8 +54,8 @@ _LAYOUT_FILES = {"people.txt", "pairs.txt", "peopledevtrain.txt", "peopledevtest
 
 
 def _load_image(path) -> np.ndarray:
-    """Decode one image file as H x W x 3 uint8 RGB (facelab.io: safe, EXIF-upright)."""
-    from .io import load_image
+    """Decode one image file as H x W x 3 uint8 RGB (facelab.data.io: safe, EXIF-upright)."""
+    from facelab.data.io import load_image
 
     return load_image(path)
 
@@ -240,7 +240,7 @@ class FaceImageDataset(_Entries, torch.utils.data.Dataset):
         """
         from tqdm.auto import tqdm
 
-        from .errors import FacelabError
+        from facelab.errors import FacelabError
 
         keep = []
         for path, lab in tqdm(self.items, desc="checking images", disable=not progress, leave=False):
@@ -282,7 +282,7 @@ class FaceVideoDataset(_Entries, torch.utils.data.Dataset):
 def iter_clip_frames(path):
     """Frames of a video file, or of a folder of frame images (natural order), as RGB arrays.
 
-    Streams through :func:`facelab.video.iter_frames`; raises VideoDecodeError for a
+    Streams through :func:`facelab.inference.video.iter_frames`; raises VideoDecodeError for a
     damaged clip.
     """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import FacelabError
+from facelab.errors import FacelabError
 
 EXIT_OK, EXIT_USAGE, EXIT_INPUT_FAILED = 0, 1, 2
 
@@ -33,7 +33,7 @@ def report_failure(name, error) -> None:
 
 
 def cmd_tour(args) -> int:
-    from .tour import run_tour
+    from facelab.apps.tour import run_tour
 
     return run_tour(out=args.out)
 
@@ -44,7 +44,7 @@ def add_tour(sub) -> None:
     p.set_defaults(func=cmd_tour)
 
 
-# --- detect / prepare (facelab.faces, facelab.prepare) -------------------------------------
+# --- detect / prepare (facelab.faces, facelab.data.prepare) -------------------------------------
 
 
 def _probability(text) -> float:
@@ -79,8 +79,8 @@ def _expand_image_args(args_paths):
     """Folders become their images (sorted); yields ``(name, path, error)``."""
     from pathlib import Path
 
-    from .errors import ImageDecodeError
-    from .io import list_images
+    from facelab.errors import ImageDecodeError
+    from facelab.data.io import list_images
 
     for raw in args_paths:
         path = Path(raw)
@@ -96,7 +96,7 @@ def _expand_image_args(args_paths):
 
 def _detect_loaded(arrays, args):
     """detect_faces on a chunk; if the batch fails, image by image, so one bad image stays one entry."""
-    from .faces import detect_faces
+    from facelab.faces import detect_faces
 
     kw = dict(min_face_size=args.min_face_size, threshold=args.threshold)
     try:
@@ -127,8 +127,8 @@ def cmd_detect(args) -> int:
     import json
     from pathlib import Path
 
-    from .faces import annotate
-    from .io import load_image
+    from facelab.faces import annotate
+    from facelab.data.io import load_image
 
     entries, failures, used_names = [], 0, set()
     if args.annotate:
@@ -205,7 +205,7 @@ def add_detect(sub) -> None:
 def cmd_prepare(args) -> int:
     from pathlib import Path
 
-    from .prepare import prepare_dataset
+    from facelab.data.prepare import prepare_dataset
 
     report = prepare_dataset(
         args.root, args.out, policy=args.policy, size=args.size, margin=args.margin, workers=args.workers,
@@ -240,7 +240,7 @@ def add_prepare(sub) -> None:
     p.set_defaults(func=cmd_prepare)
 
 
-# --- video-features / video-classify (facelab.video, facelab.pooling) ---------------
+# --- video-features / video-classify (facelab.inference.video, facelab.inference.pooling) ---------------
 
 
 def cmd_video_features(args) -> int:
@@ -248,9 +248,9 @@ def cmd_video_features(args) -> int:
 
     import numpy as np
 
-    from .checkpoints import load_checkpoint
-    from .datasets import read_afew, read_vgaf
-    from .video import ClipFailure, FeatureSet, extract_clip_features, save_feature_set
+    from facelab.checkpoints import load_checkpoint
+    from facelab.data.datasets import read_afew, read_vgaf
+    from facelab.inference.video import ClipFailure, FeatureSet, extract_clip_features, save_feature_set
 
     root = Path(args.root)
     layout = args.format
@@ -333,9 +333,9 @@ def confusion_table(y_true, y_pred, classes) -> str:
 def cmd_video_classify(args) -> int:
     import numpy as np
 
-    from .errors import InvalidInputError
-    from .pooling import FRAME_STATS, compare_video_descriptors, make_video_classifier
-    from .video import load_feature_set
+    from facelab.errors import InvalidInputError
+    from facelab.inference.pooling import FRAME_STATS, compare_video_descriptors, make_video_classifier
+    from facelab.inference.video import load_feature_set
 
     fs = load_feature_set(args.features)
     train, y_train = fs.select(args.train_split)
@@ -381,7 +381,7 @@ def add_video_classify(sub) -> None:
     p.set_defaults(func=cmd_video_classify)
 
 
-# --- train / evaluate (facelab.train, facelab.evaluate) ----------------------------------
+# --- train / evaluate (facelab.training.train, facelab.training.evaluate) ----------------------------------
 TRAIN_TASKS = ("identity", "attributes", "emotion")
 #: The dataset layout each training task reads (`facelab train TASK --data ROOT`).
 TRAIN_DATASETS = {"identity": "VGGFace2", "attributes": "UTKFace", "emotion": "AffectNet"}
@@ -389,8 +389,8 @@ TRAIN_DATASETS = {"identity": "VGGFace2", "attributes": "UTKFace", "emotion": "A
 
 def _start_model(args):
     """The model a `facelab train` run starts from: --init CKPT, or a fresh --backbone."""
-    from .checkpoints import load_checkpoint
-    from .models import MultiTaskNet
+    from facelab.checkpoints import load_checkpoint
+    from facelab.models import MultiTaskNet
 
     if args.init:
         return load_checkpoint(args.init)
@@ -402,7 +402,7 @@ def _start_model(args):
 
 def _read_split(reader, root, split, **kw):
     """The reader's dataset for `split`, or None when the dataset has no such split."""
-    from .errors import DatasetFormatError
+    from facelab.errors import DatasetFormatError
 
     try:
         return reader(root, split, **kw)
@@ -416,8 +416,8 @@ def trained_on_label(root, task: str) -> str:
     layout's dataset name and the folder's name."""
     from pathlib import Path
 
-    from .labels import FACE_WORLD
-    from .synth.writers import META_FILE
+    from facelab.labels import FACE_WORLD
+    from facelab.synth.writers import META_FILE
 
     root = Path(root)
     if any((folder / META_FILE).is_file() for folder in (root, *root.parents[:1])):
@@ -426,8 +426,8 @@ def trained_on_label(root, task: str) -> str:
 
 
 def cmd_train(args) -> int:
-    from .datasets import read_affectnet, read_utkface, read_vggface2
-    from .train import train_attributes, train_emotion, train_identity
+    from facelab.data.datasets import read_affectnet, read_utkface, read_vggface2
+    from facelab.training.train import train_attributes, train_emotion, train_identity
 
     model = _start_model(args)
     before = model.trained_on
@@ -448,7 +448,7 @@ def cmd_train(args) -> int:
         val_set = _read_split(read_affectnet, args.data, "val", num_classes=args.classes)
         history = train_emotion(model, train_set, weighted=not args.unweighted, val_set=val_set, **common)
     print(history.to_string(index=False))
-    from .checkpoints import checkpoint_path
+    from facelab.checkpoints import checkpoint_path
 
     print(f"saved {checkpoint_path(args.out)}")
     return EXIT_OK
@@ -477,9 +477,9 @@ def add_train(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoints import load_checkpoint
-    from .datasets import read_affectnet, read_lfw, read_utkface
-    from .evaluate import evaluate_attributes, evaluate_emotion, evaluate_identity, metrics_table
+    from facelab.checkpoints import load_checkpoint
+    from facelab.data.datasets import read_affectnet, read_lfw, read_utkface
+    from facelab.training.evaluate import evaluate_attributes, evaluate_emotion, evaluate_identity, metrics_table
 
     model = load_checkpoint(args.model)
     kw = dict(img_size=args.img_size, batch_size=args.batch_size)
@@ -494,7 +494,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         import json
 
-        from .checkpoints import _json_default
+        from facelab.checkpoints import _json_default
 
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=2, default=_json_default)
@@ -515,7 +515,7 @@ def add_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-# --- predict / export-onnx (facelab.analyze, facelab.onnx_export) --------------------------
+# --- predict / export-onnx (facelab.inference.analyze, facelab.inference.onnx_export) --------------------------
 
 
 def _strip_name(name, error) -> str:
@@ -533,7 +533,7 @@ def _detect_size(text) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .analyze import FaceAnalyzer, write_annotated
+    from facelab.inference.analyze import FaceAnalyzer, write_annotated
 
     analyzer = FaceAnalyzer(
         args.model, args.emotion_model, device=args.device, precision=args.precision, backend=args.backend,
@@ -622,7 +622,7 @@ def add_predict(sub) -> None:
 
 
 def cmd_export_onnx(args) -> int:
-    from .onnx_export import export_onnx
+    from facelab.inference.onnx_export import export_onnx
 
     path = export_onnx(args.checkpoint, args.out, img_size=args.img_size, opset=args.opset)
     print(f"wrote {path}: input 'image' (N x 3 x S x S, RGB in [0, 255]), one output per head + 'features'")
@@ -643,7 +643,7 @@ def cmd_synth(args) -> int:
     import json
 
     if args.preview:
-        from .synth.preview import save_preview
+        from facelab.synth.preview import save_preview
 
         path = save_preview(args.preview)
         print(f"wrote {path or args.preview}")
@@ -652,7 +652,7 @@ def cmd_synth(args) -> int:
     if args.name is None or args.root is None:
         print("facelab synth: error: give a dataset name and ROOT (or --preview OUT.png)", file=sys.stderr)
         return EXIT_USAGE
-    from .synth.writers import generate
+    from facelab.synth.writers import generate
 
     summary = generate(args.name, args.root, n=args.n, seed=args.seed, size=args.size, workers=args.workers,
                        progress=not args.no_progress)
@@ -661,7 +661,7 @@ def cmd_synth(args) -> int:
 
 
 def add_synth(sub) -> None:
-    from .synth.writers import DATASETS
+    from facelab.synth.writers import DATASETS
 
     p = sub.add_parser("synth", help="write a synthetic face dataset in a real dataset's on-disk format")
     p.add_argument("name", nargs="?", choices=DATASETS, metavar="DATASET",
@@ -683,7 +683,7 @@ def add_synth(sub) -> None:
 
 def _zoo_row(entry) -> str:
     """One `--list` row: name, tasks, architecture, size, whether the file is here, why unsupported."""
-    from . import zoo
+    from facelab import zoo
 
     size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
     here = "cached" if zoo.local_path(entry).is_file() else "-"
@@ -694,8 +694,8 @@ def _zoo_row(entry) -> str:
 def _prepare_zoo_model(entry, args):
     """Download one zoo model and convert it once into a facelab checkpoint (unless
     ``--no-convert`` or facelab cannot load it); returns the file to load."""
-    from . import zoo
-    from .checkpoints import zoo_checkpoint, zoo_checkpoint_path
+    from facelab import zoo
+    from facelab.checkpoints import zoo_checkpoint, zoo_checkpoint_path
 
     path = zoo.download(entry, progress=not args.no_progress, force=args.force)
     if args.no_convert or not entry.supported or entry.architecture.startswith("facenet_pytorch"):
@@ -706,7 +706,7 @@ def _prepare_zoo_model(entry, args):
 
 
 def cmd_download(args) -> int:
-    from . import zoo
+    from facelab import zoo
 
     if args.list:
         print(f"{'name':<26} {'tasks':<24} {'architecture':<38} {'size':>9}  local")
@@ -762,7 +762,7 @@ ADDERS = [add_tour, add_synth, add_detect, add_prepare, add_train, add_evaluate,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="facelab", description="facelab: face detection, multi-task training, prediction and video descriptors (images are RGB).")
-    from . import __version__
+    from facelab import __version__
 
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

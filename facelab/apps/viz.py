@@ -6,7 +6,7 @@ or saved here.  Images are RGB everywhere.
 
 * :func:`confusion_heatmap` -- rows = true class, columns = predicted class (seaborn heatmap);
   :func:`confused_pairs` lists the class pairs the model mixes up most (e.g. Fear/Surprise).
-* :func:`training_curves` -- the per-epoch history DataFrame of :mod:`facelab.train`
+* :func:`training_curves` -- the per-epoch history DataFrame of :mod:`facelab.training.train`
   (loss and accuracies against the epoch, stages A/B marked).
 * :func:`face_grid` -- a grid of face crops with optional titles.
 * :func:`umap_embedding` and :func:`umap_scatter` -- features x -> 2-D UMAP map, one colour
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInputError
+from facelab.errors import InvalidInputError
 
 #: Columns of a training history that are not curves.
 _NOT_CURVES = {"task", "stage", "epoch", "images", "finished", "seconds"}
@@ -114,7 +114,7 @@ def history_curves(history: pd.DataFrame, metrics=None) -> list[str]:
             raise InvalidInputError(f"history has no column(s) {missing}; its columns are {list(history.columns)}")
         return list(metrics)
     numeric = [c for c in history.columns if c not in _NOT_CURVES and pd.api.types.is_numeric_dtype(history[c])]
-    # "train_acc" duplicates the first "train_<head>_acc" column (facelab.train adds it for convenience)
+    # "train_acc" duplicates the first "train_<head>_acc" column (facelab.training.train adds it for convenience)
     if "train_acc" in numeric and any(c.startswith("train_") and c.endswith("_acc") and c != "train_acc"
                                       for c in numeric):
         numeric.remove("train_acc")
@@ -122,7 +122,7 @@ def history_curves(history: pd.DataFrame, metrics=None) -> list[str]:
 
 
 def training_curves(history, metrics=None, *, labels=None, axes=None, title: str | None = None):
-    """Training curves from one or several per-epoch history DataFrames (``facelab.train``).
+    """Training curves from one or several per-epoch history DataFrames (``facelab.training.train``).
 
     ``history``: a DataFrame, or a dict {run name: DataFrame} to compare runs (one line per
     run on each panel).  Panel 1 is the loss; panel 2 every other chosen metric (accuracies,

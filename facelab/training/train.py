@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from . import labels as L
-from .errors import DatasetFormatError, FacelabError, InvalidInputError
-from .losses import class_weighted_cross_entropy
-from .metrics import head_metrics
-from .models import MultiTaskNet
-from .sam import SAM
+from facelab import labels as L
+from facelab.errors import DatasetFormatError, FacelabError, InvalidInputError
+from facelab.losses import class_weighted_cross_entropy
+from facelab.metrics import head_metrics
+from facelab.models import MultiTaskNet
+from facelab.sam import SAM
 
 #: The integer labels the training loops know about (other item labels, e.g. "person", are metadata).
 LABEL_KEYS = ("identity", "emotion", "age", "gender", "race")
@@ -561,7 +561,7 @@ def fit_stages(model: MultiTaskNet, task: str, train: FaceTensors, stages: list[
     trains its share of each batch and DistributedDataParallel averages the gradients
     (BatchNorm layers normalise with each process's own share of the batch, as usual with DDP).
     """
-    from .checkpoints import load_training_state, save_checkpoint, save_training_state
+    from facelab.checkpoints import load_training_state, save_checkpoint, save_training_state
 
     rank, world, device = setup_distributed(device)
     use_amp = device.type == "cuda" if amp is None else bool(amp)
@@ -661,7 +661,7 @@ def _distributed_wrapper(part: TrainedPart, device):
 
 
 def _checkpoint_config(model, extra):
-    from .checkpoints import checkpoint_config
+    from facelab.checkpoints import checkpoint_config
 
     return checkpoint_config(model, extra)
 
