@@ -66,7 +66,8 @@ from facelab.training.evaluate import emotion_metrics, evaluate_attributes, eval
 from facelab.models import MultiTaskNet
 from facelab.data.prepare import prepare_dataset
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
-from facelab.training.train import preload, train_attributes, train_emotion, train_identity
+from facelab.data.tensors import preload
+from facelab.training.train import train_attributes, train_emotion, train_identity
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "mobilenetv1_100"

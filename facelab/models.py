@@ -43,6 +43,13 @@ def _offline_message(name: str, exc: Exception) -> str:
     )
 
 
+def resolve_device(device=None) -> torch.device:
+    """``device`` as a torch.device; None means the GPU when there is one, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def create_backbone(name: str = "mobilenetv1_100", pretrained: bool = False, **timm_kwargs) -> nn.Module:
     """A timm model without its classifier: ``backbone(images) -> x`` of shape (N, D).
 
@@ -271,4 +278,4 @@ def _out_features(head: nn.Module) -> int:
     return int(last.out_features)
 
 
-__all__ = ["HEAD_NAMES", "create_backbone", "feature_dim", "MultiTaskNet"]
+__all__ = ["HEAD_NAMES", "resolve_device", "create_backbone", "feature_dim", "MultiTaskNet"]

@@ -6,9 +6,10 @@ from PIL import Image
 
 from facelab.errors import DatasetFormatError, ImageDecodeError, InvalidInputError
 from facelab.models import MultiTaskNet
-from facelab.training.train import (
-    FaceTensors, batches, class_counts, normalize, preload, train_attributes, train_emotion, train_identity,
-)
+from facelab.data.tensors import FaceTensors, normalize, preload
+from facelab.training.config import TrainConfig
+from facelab.training.loop import ShardedBatches, class_counts, face_loader
+from facelab.training.train import train_attributes, train_emotion, train_identity
 
 TINY = "test_efficientnet"
 
@@ -108,18 +109,18 @@ def test_normalize_uses_imagenet_mean_std_and_channels_last():
 
 def test_batches_are_a_seeded_permutation():
     inputs = torch.arange(10)
-    first = [b.tolist() for b, _ in batches(inputs, {}, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
-    again = [b.tolist() for b, _ in batches(inputs, {}, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    first = [b.tolist() for b, _ in face_loader(inputs, {}, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    again = [b.tolist() for b, _ in face_loader(inputs, {}, 4, shuffle=True, generator=torch.Generator().manual_seed(3))]
     assert first == again and [len(b) for b in first] == [4, 4, 2]
     assert sorted(sum(first, [])) == list(range(10))
 
 
 def test_a_last_batch_of_one_joins_the_batch_before():
     """BatchNorm cannot train on one item: 9 items in batches of 4 give 4 + 5, none left out."""
-    chunks = [b.tolist() for b, _ in batches(torch.arange(9), {}, 4, shuffle=True,
+    chunks = [b.tolist() for b, _ in face_loader(torch.arange(9), {}, 4, shuffle=True,
                                              generator=torch.Generator().manual_seed(0))]
     assert [len(b) for b in chunks] == [4, 5] and sorted(sum(chunks, [])) == list(range(9))
-    assert [len(b) for b, _ in batches(torch.arange(1), {}, 4, shuffle=True)] == [1]
+    assert [len(b) for b, _ in face_loader(torch.arange(1), {}, 4, shuffle=True)] == [1]
     model = tiny_model()
     history = train_emotion(model, ToyFaces(11), weighted=False, epochs=(0, 1), img_size=32, batch_size=5,
                             progress=False)  # 11 = 5 + 6 with all weights (BatchNorm) training
@@ -332,3 +333,13 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     assert ddp["loss"] == pytest.approx(single["loss"], abs=1e-4)
     for key, value in single["weights"].items():
         assert torch.allclose(ddp["weights"][key].float(), value.float(), atol=1e-4, rtol=0), key
+
+
+@pytest.mark.parametrize("n, batch_size, world, updates", [(21, 4, 1, 5), (22, 4, 1, 6), (9, 4, 1, 2), (1, 4, 1, 1),
+                                                          (10, 4, 3, 2), (9, 4, 2, 2)])
+def test_the_number_of_updates_per_epoch_is_what_the_loader_yields(n, batch_size, world, updates):
+    """The cosine schedule's length counts the updates that happen (a tail of one joins the batch before)."""
+    for rank in range(world):
+        sampler = ShardedBatches(n, batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
+                                 shard=(rank, world))
+        assert len(sampler) == len(list(sampler)) == updates

@@ -1,5 +1,5 @@
 """Training schedule extras: face augmentation (augment_faces), the cosine learning rate
-(Stage.lr_at, train_one_epoch's lr_at/step0), and resuming a run that uses both."""
+(Stage.lr_at and Stage.scheduler, torch's LambdaLR), and resuming a run that uses both."""
 import math
 
 import pytest
@@ -8,7 +8,10 @@ from torch import nn
 
 from facelab.checkpoints import load_training_state
 from facelab.sam import SAM
-from facelab.training.train import FaceTensors, Objective, Stage, augment_faces, train_emotion, train_one_epoch
+from facelab.data.tensors import FaceTensors
+from facelab.training.augment import augment_faces
+from facelab.training.loop import Objective, Stage, train_one_epoch
+from facelab.training.train import train_emotion
 from conftest import tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -84,51 +87,47 @@ def test_cosine_lr_at_goes_from_lr_to_zero():
     assert lr_at(3) == pytest.approx(1e-3 * (2 - math.sqrt(2)) / 4, abs=1e-15)
 
 
-# --- train_one_epoch's lr_at / step0 ---------------------------------------------------------
+# --- train_one_epoch with Stage.scheduler (torch's LambdaLR) ----------------------------------
 def linear_problem(n=10):
     g = torch.Generator().manual_seed(0)
     return torch.randn(n, 4, generator=g), {"emotion": torch.randint(0, 3, (n,), generator=g)}
 
 
 @pytest.mark.parametrize("use_sam", [False, True])
-def test_train_one_epoch_sets_lr_at_before_every_update(use_sam):
+def test_the_cosine_scheduler_sets_the_rate_of_every_update(use_sam):
     torch.manual_seed(0)
     layer = nn.Linear(4, 3)
-    optimizer = (SAM(layer.parameters(), torch.optim.Adam, rho=0.05, lr=1.0) if use_sam
-                 else torch.optim.Adam(layer.parameters(), lr=1.0))
+    stage = Stage("B", 2, 0.1, train_backbone=True, sam=use_sam, cosine=True)  # 2 epochs x 3 updates
+    optimizer = stage.optimizer(layer.parameters(), rho=0.05)
     used = []  # the learning rate each forward pass ran under
 
     def forward(x):
         used.append(optimizer.param_groups[0]["lr"])
         return {"emotion": layer(x)}
 
-    def run(lr_at, step0=0):
+    def run(scheduler):
         used.clear()
         inputs, labels = linear_problem(10)  # batch_size 4: 3 updates
         return train_one_epoch(forward, inputs, labels, Objective({"emotion": ("ce", None)}), optimizer,
                                batch_size=4, generator=torch.Generator().manual_seed(0), use_sam=use_sam,
-                               progress=False, lr_at=lr_at, step0=step0)
+                               progress=False, scheduler=scheduler)
 
     passes = 2 if use_sam else 1  # SAM: two forward passes per update
-    steps = []
-    result = run(lambda step: steps.append(step) or 0.01 * (step + 1), step0=6)
+    lr_at = stage.lr_at(3)
+    result = run(stage.scheduler(optimizer, 3, first_step=3))  # the second epoch: updates 3, 4, 5
     assert result["finished"] and result["images"] == 10
-    assert steps == [6, 7, 8]  # step0 offsets the steps
-    assert used == pytest.approx([0.07] * passes + [0.08] * passes + [0.09] * passes, abs=1e-15)
-    assert optimizer.param_groups[0]["lr"] == 0.01 * (8 + 1)  # lr_at(last step)
+    assert used == [lr_at(3)] * passes + [lr_at(4)] * passes + [lr_at(5)] * passes
+    assert lr_at(3) == pytest.approx(0.05, abs=1e-15) and lr_at(5) < lr_at(4) < lr_at(3)
+    assert optimizer.param_groups[0]["lr"] == lr_at(6) == 0.0  # after the last update: the end of the stage
     if use_sam:
-        assert optimizer.base_optimizer.param_groups[0]["lr"] == 0.01 * (8 + 1)
-
-    steps.clear()
-    run(lambda step: steps.append(step) or 0.5)
-    assert steps == [0, 1, 2] and optimizer.param_groups[0]["lr"] == 0.5
+        assert optimizer.base_optimizer.param_groups[0]["lr"] == 0.0
 
     run(None)  # no schedule: the optimizer's rate stays
-    assert used == [0.5] * 3 * passes and optimizer.param_groups[0]["lr"] == 0.5
-
+    assert used == [0.0] * 3 * passes
     before = {k: v.clone() for k, v in layer.state_dict().items()}
-    run(lambda step: 0.0)  # the rate set is the rate of the update: lr 0 moves nothing
+    run(None)  # the rate set is the rate of the update: lr 0 moves nothing
     assert all(torch.equal(before[k], v) for k, v in layer.state_dict().items())
+    assert Stage("B", 2, 0.1, train_backbone=True, sam=use_sam).scheduler(optimizer, 3) is None
 
 
 # --- resume with augmentation and the cosine schedule ------------------------------------------
@@ -161,10 +160,10 @@ def test_resume_with_augmentation_and_cosine_gives_the_same_weights(tmp_path):
         with pytest.raises(Crash):
             train_emotion(tiny_model(num_identities=3), train, augment=True, cosine=True,
                           checkpoint=tmp_path / "run", callback=crash_after_epoch_1, **kwargs)
-        # the state after epoch 1 holds the rate of its last update (step 1 of 4)
+        # the state after epoch 1 holds the rate of the next update (step 2 of 4: lr / 2)
         lr_at = Stage("B", 2, lr_b, train_backbone=True, sam=False, cosine=True).lr_at(2)
         saved_lr = load_training_state(tmp_path / "run")["optimizer"]["param_groups"][0]["lr"]
-        assert saved_lr == pytest.approx(lr_b * (2 + math.sqrt(2)) / 4, abs=1e-15) == lr_at(1)
+        assert saved_lr == pytest.approx(lr_b / 2, abs=1e-15) == lr_at(2)
 
         resumed = tiny_model(num_identities=3)
         h_resumed = train_emotion(resumed, train, augment=True, cosine=True, checkpoint=tmp_path / "run",
@@ -173,9 +172,9 @@ def test_resume_with_augmentation_and_cosine_gives_the_same_weights(tmp_path):
             assert torch.equal(value, resumed.state_dict()[key]), key
         assert h_resumed["loss"].tolist() == h_straight["loss"].tolist()
         assert list(zip(h_resumed["stage"], h_resumed["epoch"])) == [("B", 1), ("B", 2)]
-        # the resumed epoch went on counting steps from 2 (step0): its last update was step 3 of 4
+        # the resumed stage went on counting updates from 2: after the last one (3 of 4) the rate is 0
         final_lr = load_training_state(tmp_path / "run")["optimizer"]["param_groups"][0]["lr"]
-        assert final_lr == pytest.approx(lr_b * (2 - math.sqrt(2)) / 4, abs=1e-15) == lr_at(3)
+        assert final_lr == lr_at(4) == 0.0
 
         # augmentation and the schedule did change the run (so the equality above is not trivial)
         plain = tiny_model(num_identities=3)

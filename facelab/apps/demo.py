@@ -230,7 +230,7 @@ def face_world_faces(n_faces: int = 480, *, image_size: int = 48, seed: int = 0,
     from facelab.labels import EMOTIONS_8
     from facelab.synth import render_face, sample_nuisance, sample_person
     from facelab.synth.writers import sample_ages
-    from facelab.training.train import FaceTensors, resize_faces
+    from facelab.data.tensors import FaceTensors, resize_faces
 
     rng = np.random.default_rng([int(seed), 707])
     n_people = int(n_people or max(8, n_faces // 4))

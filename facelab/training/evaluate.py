@@ -16,18 +16,13 @@ from facelab.metrics import (  # noqa: F401 - re-exported: facelab.training.eval
     accuracy, age_mae, balanced_accuracy, classification_metrics, confusion, drop_contempt, emotion_metrics,
     head_metrics, restrict_classes, softmax,
 )
-from facelab.training.train import LABEL_KEYS, UNKNOWN, FaceTensors, _ResizedFaces, normalize, resize_faces
+from facelab.data.tensors import LABEL_KEYS, UNKNOWN, FaceTensors, ResizedFaces, normalize, resize_faces
+from facelab.models import resolve_device
 
 
 # =====================================================================================
 # Inference over a dataset
 # =====================================================================================
-def _device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _face_batches(dataset, size: int, batch_size: int, num_workers: int = 0):
     """Yield (dataset indices, uint8 images (B, 3, S, S), label dicts, failures) batch by batch,
     without keeping the whole dataset in memory."""
@@ -38,7 +33,7 @@ def _face_batches(dataset, size: int, batch_size: int, num_workers: int = 0):
             labels = [{k: int(v[i]) for k, v in dataset.labels.items()} for i in idx]
             yield idx, images, labels, []
         return
-    loader = torch.utils.data.DataLoader(_ResizedFaces(dataset, size), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(ResizedFaces(dataset, size), batch_size=batch_size,
                                          num_workers=num_workers, collate_fn=list)
     for items in loader:
         ok = [item for item in items if item[1] is not None]
@@ -58,7 +53,7 @@ def predict(model, dataset, *, img_size: int | None = None, batch_size: int = 12
     """
     from tqdm.auto import tqdm
 
-    device = _device(device)
+    device = resolve_device(device)
     size = int(img_size or model.preprocessing["image_size"])
     mean, std = model.preprocessing["mean"], model.preprocessing["std"]
     model.to(device).eval()
