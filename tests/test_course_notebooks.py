@@ -328,6 +328,13 @@ def test_outputs_free_of_progress_bars_and_machine_paths(path):
                 m = pattern.search(text)
                 if m:
                     problems.append(f"cell {index} ({kind}): {what} {m.group(0)!r} in {_excerpt(text, m.start())}")
+    # saved widget state (tqdm's notebook bars are widgets; a re-run without them leaves the old state behind)
+    state = json.dumps(nb.get("metadata", {}).get("widgets", {}), ensure_ascii=False)
+    for pattern, what in ((PROGRESS_RE, "progress-bar residue"), (ABS_PATH_RE, "absolute path")):
+        m = pattern.search(state)
+        if m:
+            problems.append(f"notebook metadata 'widgets': {what} {m.group(0)!r} in {_excerpt(state, m.start())} "
+                            "(delete the stale widget state)")
     assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
 
 
