@@ -167,7 +167,7 @@ def readme_course_rows() -> dict[str, str]:
     rows, column = {}, None
     for line in README.read_text(encoding="utf-8").splitlines():
         if not line.lstrip().startswith("|"):
-            column = None if not rows else column
+            column = None  # a table ended: only rows under the header with that column count
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if CLAIMS_COLUMN in cells:
@@ -186,6 +186,7 @@ def claim_messages(nb: dict) -> list[str]:
     tagged = _tagged(nb, "claims")
     assert len(tagged) == 1, f"exactly one code cell tagged 'claims' (found {len(tagged)})"
     index, cell = tagged[0]
+    assert "solution" not in _tags(cell), f"the claims cell (cell {index}) is also tagged 'solution'"
     tree = ast.parse(_source(cell))
     asserts = [n for n in ast.walk(tree) if isinstance(n, ast.Assert)]
     assert asserts, f"the claims cell (cell {index}) has no assert"
@@ -377,3 +378,26 @@ def test_output_patterns():
         assert ABS_PATH_RE.search(bad), bad
     for good in ("data/synth/lfw-n60", "https://example.org/tmp/x", "~/tmp/x", "notebooks/work/x"):
         assert not ABS_PATH_RE.search(good), good
+
+
+def test_claims_and_exercise_checks_on_a_small_notebook():
+    def code(src, tags=(), hidden=False, count=1, outputs=()):
+        meta = {"tags": list(tags)} | ({"jupyter": {"source_hidden": True}} if hidden else {})
+        return {"cell_type": "code", "metadata": meta, "source": src, "execution_count": count,
+                "outputs": list(outputs)}
+
+    def md(src):
+        return {"cell_type": "markdown", "metadata": {}, "source": src}
+
+    hint = "\n<details><summary>Hint</summary>\nlook\n</details>"
+    nb = {"cells": [code('assert 1 < 2, "one below two"\nassert 2 < 3, "two below three"', ["claims"]),
+                    md("## Exercises"),
+                    md("**Exercise 1.** do it" + hint), code("assert True", ["solution"], hidden=True),
+                    md("**Exercise 2.** again" + hint), code("assert True", ["solution"], hidden=True)]}
+    assert claim_messages(nb) == ["one below two", "two below three"]
+    assert exercise_problems(nb) == []
+    nb["cells"][5] = code("x = 1", ["solution"], count=None, outputs=[{"output_type": "error"}])
+    assert len(exercise_problems(nb)) == 4  # not hidden, no assert, not executed, error output
+    nb["cells"][0] = code('assert 1 < 2, "fine"\nassert 2 < 3', ["claims"])
+    with pytest.raises(AssertionError, match="without a message"):
+        claim_messages(nb)
