@@ -61,12 +61,15 @@ import numpy as np
 import torch
 
 from facelab import labels as L
+from facelab.apps import viz
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.training.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, predict
-from facelab.models import MultiTaskNet
 from facelab.data.prepare import prepare_dataset
-from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
 from facelab.data.tensors import preload
+from facelab.models import MultiTaskNet
+from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
+from facelab.training.course import utkface_split
+from facelab.training.evaluate import (emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict,
+                                       prior_corrected_accuracy)
 from facelab.training.train import train_attributes, train_emotion, train_identity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,13 +136,6 @@ def tight_crops(name: str, size: int = IMG_SIZE, **data_kw) -> Path:
     return out
 
 
-def utk_split(dataset, train_fraction=0.8, seed=0):
-    """Seeded random (train, held-out) split of a UTKFace-style set (one person per photo)."""
-    order = np.random.default_rng([seed, 3]).permutation(len(dataset))
-    cut = int(round(train_fraction * len(dataset)))
-    return dataset.subset(sorted(order[:cut].tolist())), dataset.subset(sorted(order[cut:].tolist()))
-
-
 def load_data(quick: bool, claims: str = "ABCDE") -> dict:
     """The datasets claims B, D and E need, preloaded at IMG_SIZE (claims A and C load their
     own, :func:`scratch_emotion_data`)."""
@@ -158,7 +154,7 @@ def load_data(quick: bool, claims: str = "ABCDE") -> dict:
             data["aff_train"] = preload(read_affectnet(aff, "train"), IMG_SIZE, progress=False)
             data["aff_val"] = preload(read_affectnet(aff, "val"), IMG_SIZE, progress=False)
         if "D" in claims:
-            utk_train, utk_test = utk_split(read_utkface(tight_crops("utkface", **q.get("utkface", {}))))
+            utk_train, utk_test = utkface_split(read_utkface(tight_crops("utkface", **q.get("utkface", {}))))
             data["utk_train"] = preload(utk_train, IMG_SIZE, progress=False)
             data["utk_test"] = preload(utk_test, IMG_SIZE, progress=False)
     if data:
@@ -176,14 +172,11 @@ def epochs_for(budget: int, n_images: int, sam: bool = False) -> int:
 # Metrics
 # =====================================================================================
 def confused_pairs(matrix, classes, k=3):
-    """The ``k`` class pairs mixed up most: C[a, b] + C[b, a] of the row-normalised matrix."""
-    cm = np.asarray(matrix, dtype=float)
-    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    pairs = [(rates[a, b] + rates[b, a], classes[a], classes[b])
-             for a in range(len(classes)) for b in range(a + 1, len(classes))]
-    pairs.sort(key=lambda p: -p[0])
-    return [{"pair": f"{a}/{b}", "confusion": round(float(c), 3), "named": frozenset((a, b)) in NAMED_PAIRS}
-            for c, a, b in pairs[:k]]
+    """:func:`facelab.apps.viz.confused_pairs` as JSON rows, each flagged when it is a pair the
+    paper names."""
+    table = viz.confused_pairs(matrix, classes, k=k)
+    return [{"pair": row.pair, "confusion": round(float(row.confusion), 3),
+             "named": frozenset((row.a, row.b)) in NAMED_PAIRS} for row in table.itertuples()]
 
 
 def run_record(history, timer, images) -> dict:
@@ -266,20 +259,6 @@ def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True
           f"{'eq. (2)' if weighted else 'plain CE'}, {images} img, {t.cpu:.0f} s CPU, {t.wall:.0f} s wall, "
           f"{torch.get_num_threads()} threads)", flush=True)
     return record
-
-
-def log_prior(class_counts) -> np.ndarray:
-    """``log(N_c / N)`` of the training classes (a class never seen counts as seen once)."""
-    counts = np.maximum(np.asarray(class_counts, dtype=float), 1.0)
-    return np.log(counts / counts.sum())
-
-
-def prior_corrected_accuracy(logits, labels, class_counts) -> float:
-    """Balanced-validation accuracy after the Bayes correction for the training prior:
-    argmax of ``logits - log(N_c / N)``.  A network trained on AffectNet's imbalanced
-    classes estimates P(class | face) under the training prior; on a balanced validation
-    set the Bayes-optimal decision divides that prior out (post-hoc logit adjustment)."""
-    return float(np.mean(np.argmax(np.asarray(logits) - log_prior(class_counts), axis=1) == np.asarray(labels)))
 
 
 def course_identity_defaults() -> dict:

@@ -146,4 +146,19 @@ def _on_classes(probs, y_true, model_classes, data_classes, classes) -> dict:
     return metrics
 
 
-__all__ = ["softmax", "accuracy", "balanced_accuracy", "confusion", "classification_metrics", "age_mae", "head_metrics", "restrict_classes", "drop_contempt", "emotion_metrics"]
+def log_prior(class_counts) -> np.ndarray:
+    """``log(N_c / N)`` of the training classes (a class never seen counts as seen once)."""
+    counts = np.maximum(np.asarray(class_counts, dtype=float), 1.0)
+    return np.log(counts / counts.sum())
+
+
+def prior_corrected_accuracy(logits, labels, class_counts) -> float:
+    """Balanced-validation accuracy after the Bayes correction for the training prior:
+    argmax of ``logits - log(N_c / N)``.  A network trained on AffectNet's imbalanced
+    classes estimates P(class | face) under the training prior; on a balanced validation
+    set the Bayes-optimal decision divides that prior out (post-hoc logit adjustment)."""
+    return float(np.mean(np.argmax(np.asarray(logits) - log_prior(class_counts), axis=1) == np.asarray(labels)))
+
+
+__all__ = ["softmax", "accuracy", "balanced_accuracy", "confusion", "classification_metrics", "age_mae", "head_metrics", "restrict_classes", "drop_contempt", "emotion_metrics",
+           "log_prior", "prior_corrected_accuracy"]

@@ -11,17 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 bench = pytest.importorskip("bench_training")
 
 
-def test_prior_correction_divides_out_the_training_prior():
-    # class 0 is 9x as frequent in training; the logits lean to it by about log(9) for every face
-    counts = [900, 100]
-    logits = np.array([[np.log(9) + 0.5, 0.0], [np.log(9) - 0.5, 0.0], [np.log(9) - 1.0, 0.0]])
-    labels = np.array([0, 1, 1])
-    assert np.mean(logits.argmax(1) == labels) == pytest.approx(1 / 3)
-    assert bench.prior_corrected_accuracy(logits, labels, counts) == pytest.approx(1.0)
-    np.testing.assert_allclose(bench.log_prior(counts), np.log([0.9, 0.1]))
-    assert np.isfinite(bench.log_prior([10, 0])).all()          # a class never seen counts as seen once
-
-
 def test_confused_pairs_are_symmetric_row_normalised_and_flag_the_named_pairs():
     classes = ["Fear", "Surprise", "Happiness"]
     cm = [[6, 4, 0],      # Fear: 40% read as Surprise

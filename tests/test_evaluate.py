@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from facelab.metrics import log_prior, prior_corrected_accuracy
 from facelab import labels as L
 from facelab.errors import ImageDecodeError, InvalidInputError
 from facelab.training.evaluate import (
@@ -142,3 +143,14 @@ def test_predict_and_task_evaluations():
     assert r["n_people"] == 3 and r["n_probes"] == 6 and len(r["accuracies"]) == 3
     table = metrics_table(r)
     assert "accuracy" in table["metric"].tolist() and "accuracies" not in table["metric"].tolist()
+
+
+def test_prior_correction_divides_out_the_training_prior():
+    # class 0 is 9x as frequent in training; the logits lean to it by about log(9) for every face
+    counts = [900, 100]
+    logits = np.array([[np.log(9) + 0.5, 0.0], [np.log(9) - 0.5, 0.0], [np.log(9) - 1.0, 0.0]])
+    labels = np.array([0, 1, 1])
+    assert np.mean(logits.argmax(1) == labels) == pytest.approx(1 / 3)
+    assert prior_corrected_accuracy(logits, labels, counts) == pytest.approx(1.0)
+    np.testing.assert_allclose(log_prior(counts), np.log([0.9, 0.1]))
+    assert np.isfinite(log_prior([10, 0])).all()          # a class never seen counts as seen once

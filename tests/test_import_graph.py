@@ -79,3 +79,48 @@ def test_the_graph_sees_imports_inside_functions():
 
 def test_facelab_has_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+#: The pipeline's layers, lowest first: a module may import its own layer and the ones below.
+LAYERS = [
+    {"errors", "labels", "paths"},
+    {"data", "faces", "synth"},
+    {"models", "losses", "sam", "metrics", "legacy_pickle", "zoo", "checkpoints"},
+    {"training", "inference"},
+    {"apps"},
+]
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1]
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def test_the_layers_import_one_way_only():
+    """data -> models -> training | inference -> apps; training and inference do not import each other."""
+    wrong = []
+    for module, targets in import_graph().items():
+        if module == "facelab":
+            continue
+        for target in targets - {"facelab"}:  # the package itself: its version and lazy table
+            a, b = module.split(".")[1], target.split(".")[1]
+            if layer_of(target) > layer_of(module) or {a, b} == {"training", "inference"}:
+                wrong.append(f"{module} -> {target}")
+    assert wrong == []
+
+
+def test_the_library_imports_none_of_the_course_extra():
+    """`pip install facelab` (without [course]) is enough for the CLI, the analyzer, training and the zoo."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "import facelab.apps.cli, facelab.inference.analyze, facelab.inference.video, facelab.training.train\n"
+              "import facelab.training.evaluate, facelab.data.datasets, facelab.zoo, facelab.synth.writers\n"
+              "extra = {'matplotlib', 'seaborn', 'umap', 'ipywidgets', 'skimage', 'jupyterlab', 'voila', 'nbclient',\n"
+              "         'nbformat', 'nbconvert', 'IPython'}\n"
+              "print(sorted(extra & {m.split('.')[0] for m in sys.modules}))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import torch
 from facelab.errors import InvalidInputError
 from facelab.metrics import (  # noqa: F401 - re-exported: facelab.training.evaluate is where the notebooks find them
     accuracy, age_mae, balanced_accuracy, classification_metrics, confusion, drop_contempt, emotion_metrics,
-    head_metrics, restrict_classes, softmax,
+    head_metrics, log_prior, prior_corrected_accuracy, restrict_classes, softmax,
 )
 from facelab.data.tensors import LABEL_KEYS, UNKNOWN, FaceTensors, ResizedFaces, normalize, resize_faces
 from facelab.models import resolve_device
