@@ -30,8 +30,9 @@ from PIL import Image
 
 from facelab.errors import InvalidInputError
 from facelab.labels import EMOTIONS_8, group_label
+from facelab.synth.camera import apply_camera, render_background
 from facelab.synth.people import Person, sample_person
-from facelab.synth.render import apply_camera, paint_face, render_background, sample_nuisance
+from facelab.synth.render import paint_face, sample_nuisance
 
 #: Encoder settings per container: (codec, options).  Fixed so output is reproducible.
 #: x264 runs single-threaded and without its rate-control lookahead / macroblock tree:

@@ -43,7 +43,7 @@ from facelab.errors import InvalidInputError
 from facelab.paths import data_dir
 
 #: Bump when the files written for the same arguments change (invalidates cached datasets).
-#: Format 4 changed the expression table (``render.EXPRESSIONS``) and so every dataset.
+#: Format 4 changed the expression table (``expressions.EXPRESSIONS``) and so every dataset.
 FORMAT_VERSION = 4  # bump whenever the renderer or a writer changes its output
 #: Datasets whose output changed since FORMAT_VERSION, with their own version, so that the
 #: other cached datasets stay valid.  (Under format 2, afew v3 put the apex anywhere in the
