@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from facelab.errors import InvalidInputError
 from facelab.labels import EMOTIONS_8
+from facelab.synth.pen import as_number
 
 #: Names of the facial action controls (loosely FACS action units; 0 relaxed, 1 apex).
 CONTROLS = (
@@ -60,10 +61,7 @@ def expression_controls(emotion: str, intensity: float = 1.0, expressiveness: fl
     """All action controls for ``emotion``: apex table x intensity x expressiveness, clipped to 1."""
     if emotion not in EXPRESSIONS:
         raise InvalidInputError(f"emotion={emotion!r} is unknown; use one of {', '.join(EMOTIONS_8)}")
-    try:
-        k = float(intensity)
-    except (TypeError, ValueError):
-        k = float("nan")
+    k = as_number(intensity)
     if not 0.0 <= k <= 1.0:
         raise InvalidInputError(f"intensity={intensity!r} must be a number in [0, 1]")
     k *= float(expressiveness)

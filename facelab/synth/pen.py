@@ -16,6 +16,14 @@ from PIL import ImageDraw
 
 
 # --- small numeric and colour helpers ------------------------------------------------------------------
+def as_number(value) -> float:
+    """``float(value)``, or NaN when ``value`` is not a number (so one range check rejects both)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def smoothstep(a: float, b: float, x: float) -> float:
     t = min(1.0, max(0.0, (x - a) / (b - a)))
     return t * t * (3.0 - 2.0 * t)

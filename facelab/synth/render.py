@@ -50,7 +50,7 @@ from facelab.synth.parts import (
     draw_skin_marks,
 )
 from facelab.synth.people import Person
-from facelab.synth.pen import Pen
+from facelab.synth.pen import Pen, as_number
 from facelab.synth.shape import FaceShape, face_shape, hair_colour, silhouette_x, skin_colour
 
 Box = tuple[float, float, float, float]
@@ -92,10 +92,7 @@ def sample_nuisance(rng: np.random.Generator, level: float = 1.0) -> Nuisance:
     face 45-70% of the frame height, light gain 0.72-1.28 with a side light,
     15% glasses, 10% hats, blur up to 0.7 px, noise up to 3%, JPEG quality 68-90.
     """
-    try:
-        lv = float(level)
-    except (TypeError, ValueError):
-        lv = float("nan")
+    lv = as_number(level)
     if not 0.0 <= lv <= 2.0:
         raise InvalidInputError(f"level={level!r} must be a number in [0, 2] (0 clean, 1 in the wild)")
     u = rng.uniform(-1.0, 1.0, 8)
@@ -118,10 +115,7 @@ def sample_nuisance(rng: np.random.Generator, level: float = 1.0) -> Nuisance:
 
 # --- paint one face ---------------------------------------------------------------------------------
 def _check_age(age) -> float:
-    try:
-        a = float(age)
-    except (TypeError, ValueError):
-        a = float("nan")
+    a = as_number(age)
     if not MIN_AGE - 1 <= a <= MAX_AGE + 10:
         raise InvalidInputError(f"age={age!r} must be a number of years in {MIN_AGE}..{MAX_AGE}")
     return a
@@ -187,10 +181,7 @@ def paint_face(canvas: Image.Image, person: Person, *, age: float, emotion: str 
     if not isinstance(person, Person):
         raise InvalidInputError(f"person must be a facelab.synth.Person, not {type(person).__name__}")
     age = _check_age(age)
-    try:
-        H = float(face_height)
-    except (TypeError, ValueError):
-        H = float("nan")
+    H = as_number(face_height)
     if not (H > 0 and math.isfinite(H)):
         raise InvalidInputError(f"face_height={face_height!r} must be a positive number of pixels")
     ctl = expression_controls(emotion, intensity, person.traits.expressiveness)

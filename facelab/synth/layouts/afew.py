@@ -10,16 +10,8 @@ from facelab import labels as L
 from facelab.errors import InvalidInputError
 from facelab.synth.clips import render_single_clip
 from facelab.synth.encoding import write_clip
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    cached_person,
-    check_count,
-    item_rng,
-    plan_rng,
-    prepare_root,
-    run_items,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, cached_person, check_count, item_rng, plan_rng, prepare_root,
+                                 run_items, write_meta)
 
 #: The split folders; each holds one folder per emotion (``labels.AFEW_FOLDERS``).
 SPLITS = ("Train", "Val")

@@ -11,18 +11,8 @@ import numpy as np
 
 from facelab import labels as L
 from facelab.errors import InvalidInputError
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    PHOTO_META,
-    check_count,
-    check_size,
-    photo_rows,
-    plan_rng,
-    prepare_root,
-    render_photos,
-    sample_ages,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, PHOTO_META, check_count, check_size, photo_rows, plan_rng,
+                                 prepare_root, render_photos, sample_ages, write_meta)
 
 #: The official layout: images under IMAGES_FOLDER, one CSV per split with CSV_COLUMNS.
 IMAGES_FOLDER = "Manually_Annotated_Images"

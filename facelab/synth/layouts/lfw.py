@@ -8,17 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from facelab import labels as L
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    PHOTO_META,
-    check_count,
-    check_size,
-    photo_rows,
-    plan_rng,
-    prepare_root,
-    render_photos,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, PHOTO_META, check_count, check_size, photo_rows, plan_rng,
+                                 prepare_root, render_photos, write_meta)
 
 #: LFW's index files beside the people's folders.
 PEOPLE_FILE = "people.txt"

@@ -5,18 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from facelab import labels as L
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    PHOTO_META,
-    check_count,
-    check_size,
-    photo_rows,
-    plan_rng,
-    prepare_root,
-    render_photos,
-    sample_ages,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, PHOTO_META, check_count, check_size, photo_rows, plan_rng,
+                                 prepare_root, render_photos, sample_ages, write_meta)
 
 #: File name of a photo (UTKFace codes: gender 0 male / 1 female, race 0..4; a 17-digit time).
 FILE_NAME = "{age}_{gender}_{race}_{time}.jpg.chip.jpg"

@@ -12,16 +12,8 @@ import numpy as np
 from facelab import labels as L
 from facelab.synth.clips import render_group_clip
 from facelab.synth.encoding import write_clip
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    cached_person,
-    check_count,
-    item_rng,
-    plan_rng,
-    prepare_root,
-    run_items,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, cached_person, check_count, item_rng, plan_rng, prepare_root,
+                                 run_items, write_meta)
 
 #: The split folders, and the label file beside each (LABELS_HEADER, then ``<clip> <code>`` lines).
 SPLITS = ("Train", "Val")

@@ -7,17 +7,8 @@ import numpy as np
 
 from facelab import labels as L
 from facelab.errors import InvalidInputError
-from facelab.synth.items import (
-    PERSON_ID_BASE,
-    PHOTO_META,
-    check_count,
-    check_size,
-    photo_rows,
-    plan_rng,
-    prepare_root,
-    render_photos,
-    write_meta,
-)
+from facelab.synth.items import (PERSON_ID_BASE, PHOTO_META, check_count, check_size, photo_rows, plan_rng,
+                                 prepare_root, render_photos, write_meta)
 
 #: The image list of a split (``n000001/0001_01.jpg`` per line), beside the split folders.
 LIST_FILE = "{split}_list.txt"
