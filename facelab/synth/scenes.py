@@ -11,8 +11,9 @@ import numpy as np
 
 from facelab.errors import InvalidInputError
 from facelab.labels import EMOTIONS_8
+from facelab.synth.camera import apply_camera, render_background
 from facelab.synth.people import Person, sample_person
-from facelab.synth.render import paint_face, render_background, apply_camera
+from facelab.synth.render import paint_face
 
 Box = tuple[float, float, float, float]
 
