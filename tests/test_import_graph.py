@@ -83,7 +83,7 @@ def test_facelab_has_no_import_cycles():
 
 #: The pipeline's layers, lowest first: a module may import its own layer and the ones below.
 LAYERS = [
-    {"errors", "labels", "paths"},
+    {"errors", "labels", "paths", "parallel"},
     {"data", "faces", "synth"},
     {"models", "losses", "sam", "metrics", "legacy_pickle", "zoo", "checkpoints"},
     {"training", "inference"},

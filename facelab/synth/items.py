@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
 import zlib
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from facelab import labels as L
 from facelab.errors import InvalidInputError
+from facelab.parallel import check_workers
 from facelab.synth.people import sample_person
 from facelab.synth.render import render_face, sample_nuisance
 
@@ -63,22 +63,11 @@ def save_jpeg(path, image: np.ndarray, quality: int) -> None:
     path.write_bytes(buf.getvalue())
 
 
-def default_workers() -> int:
-    """Worker processes: the CPUs this process may use (at most 8)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        n = os.cpu_count() or 1
-    return max(1, min(8, n))
-
-
 def run_items(fn, items, *, workers, progress, desc, unit="img"):
     """``[fn(item) for item in items]`` on a process pool, in order, with a progress bar."""
     from tqdm.auto import tqdm
 
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise InvalidInputError(f"workers={workers!r} must be >= 1")
+    workers = check_workers(workers)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress, leave=False)
     try:
         if workers == 1 or len(items) < 4:

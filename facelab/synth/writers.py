@@ -35,12 +35,12 @@ import zlib
 from pathlib import Path
 
 from facelab.errors import InvalidInputError
+from facelab.parallel import default_workers
 from facelab.paths import data_dir
 from facelab.synth.items import (
     META_FILE,
     PERSON_ID_BASE,
     check_count,
-    default_workers,
     item_rng,
     load_meta,
     sample_ages,
