@@ -73,18 +73,12 @@ def track_columns(cols: list) -> list[str]:
     (:meth:`FaceAnalyzer.columns`)."""
     return cols[:2] + ["track", "first_frame", "last_frame", "first_time", "last_time", "frames"] + cols[2:]
 
-def summarize_tracks(df, labels: dict) -> list[dict]:
-    """One row per face track of each video of a per-frame DataFrame (:meth:`analyze_video`,
-    :meth:`analyze_paths`); rows of images and of failed inputs are kept as they are.
 
-    A track's row: ``track``, ``first_frame`` / ``last_frame`` (and times), ``frames``
-    (frames it was seen in), ``det_prob`` (mean where detected); ``emotion_<Class>``:
-    the mean of the per-frame probabilities, ``emotion`` their argmax (``race`` alike);
-    ``valence``, ``arousal`` and ``age``: means; ``gender``: the majority of the frames,
-    ``gender_prob``: the mean probability of that gender.  Box columns are empty.  A
-    video without any face gives one ``"no face"`` row; a video that broke off keeps its
-    ``"failed"`` row after its tracks.
-    """
+
+def summarize_tracks(df, labels: dict) -> list[dict]:
+    """The rows of :meth:`facelab.inference.analyze.FaceAnalyzer.summarize_tracks` (see there): one
+    row per face track of each video of a per-frame DataFrame, other rows kept as they are.
+    ``labels``: ``{head: class names}`` of the reported heads."""
     rows = [{k: v for k, v in r.items() if not is_missing(v)} for r in df.to_dict("records")]
     out, start = [], 0
     while start < len(rows):

@@ -6,7 +6,7 @@ from pathlib import Path
 from facelab import labels as L
 from facelab.data.io import is_image_file, is_video_file
 from facelab.data.layouts.dataset import FaceVideoDataset
-from facelab.data.layouts.folders import is_layout_file, no_items_error, require_split_dir
+from facelab.data.layouts.folders import is_layout_file, no_items_error, require_split_dir, sub_folders
 
 AFEW_LAYOUT = ("ROOT/<Train|Val>/<Emotion>/<clip>.avi|.mp4 (or <clip>/ folders of frame images), "
                "Emotion in Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise")
@@ -22,12 +22,7 @@ def read_afew(root, split="train") -> FaceVideoDataset:
     split_dir = require_split_dir(root, split, AFEW_LAYOUT)
     classes = L.EMOTIONS_7
     items, skipped = [], []
-    for folder in sorted(split_dir.iterdir()):
-        if is_layout_file(folder):
-            continue
-        if folder.is_file():
-            skipped.append((str(folder), "file outside an emotion folder"))
-            continue
+    for folder in sub_folders(split_dir, "emotion", skipped):
         emotion = L.emotion_from_name(folder.name)
         for clip in sorted(folder.iterdir()):
             if is_layout_file(clip):

@@ -10,7 +10,7 @@ from facelab import labels as L
 from facelab.data.io import is_image_file
 from facelab.data.layouts.dataset import FaceImageDataset
 from facelab.data.layouts.folders import (
-    find_child, is_layout_file, no_items_error, require_split_dir, scan_image_folder, split_names,
+    find_child, no_items_error, require_split_dir, scan_image_folder, split_names, sub_folders,
 )
 from facelab.errors import DatasetFormatError
 
@@ -66,12 +66,7 @@ def read_affectnet(root, split="train", num_classes=8, *, transform=None, csv_fi
 
 def _affectnet_folders(split_dir, classes):
     items, skipped = [], []
-    for child in sorted(split_dir.iterdir()):
-        if is_layout_file(child):
-            continue
-        if child.is_file():
-            skipped.append((str(child), "file outside a class folder"))
-            continue
+    for child in sub_folders(split_dir, "class", skipped):
         images, others = scan_image_folder(child)
         skipped += others
         emotion = L.emotion_from_name(child.name)

@@ -43,6 +43,18 @@ def is_layout_file(path) -> bool:
         path.name.lower().endswith("_labels.txt")
 
 
+def sub_folders(parent, what: str, skipped: list):
+    """The sub-folders of ``parent`` (sorted; layout files left out), one per class or person.  A
+    loose file there is appended to ``skipped`` as ``file outside a <what> folder``."""
+    for child in sorted(Path(parent).iterdir()):
+        if is_layout_file(child):
+            continue
+        if child.is_file():
+            skipped.append((str(child), f"file outside a {what} folder"))
+            continue
+        yield child
+
+
 def find_child(root: Path, names, *, want_dir=True):
     """The child of ``root`` whose name matches one of ``names`` case-insensitively."""
     wanted = [n.lower() for n in names]
@@ -93,5 +105,5 @@ def reason_category(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-__all__ = ["LAYOUT_FILES", "SPLIT_NAMES", "scan_image_folder", "is_layout_file", "find_child", "split_names",
-           "require_split_dir", "no_items_error", "reason_category"]
+__all__ = ["LAYOUT_FILES", "SPLIT_NAMES", "scan_image_folder", "is_layout_file", "sub_folders", "find_child",
+           "split_names", "require_split_dir", "no_items_error", "reason_category"]

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from facelab.data.layouts.dataset import FaceImageDataset
-from facelab.data.layouts.folders import find_child, is_layout_file, no_items_error
+from facelab.data.layouts.folders import find_child, is_layout_file, no_items_error, sub_folders
 from facelab.errors import DatasetFormatError
 
 LFW_LAYOUT = "ROOT/<Name>/<Name>_0001.jpg with optional ROOT/people.txt and ROOT/pairs.txt"
@@ -23,12 +23,7 @@ def read_lfw(root, *, transform=None, pairs_file=None, people_file=None) -> Face
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: dataset folder not found; expected layout {LFW_LAYOUT}")
     entries, skipped = [], []
-    for child in sorted(root.iterdir()):
-        if is_layout_file(child):
-            continue
-        if child.is_file():
-            skipped.append((str(child), "file outside a person folder"))
-            continue
+    for child in sub_folders(root, "person", skipped):
         for path in sorted(child.iterdir()):
             if is_layout_file(path):
                 continue

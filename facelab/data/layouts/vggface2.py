@@ -6,7 +6,7 @@ from pathlib import Path
 from facelab.data.io import is_image_file
 from facelab.data.layouts.dataset import FaceImageDataset
 from facelab.data.layouts.folders import (
-    find_child, is_layout_file, no_items_error, require_split_dir, scan_image_folder,
+    find_child, no_items_error, require_split_dir, scan_image_folder, sub_folders,
 )
 
 VGGFACE2_LAYOUT = "ROOT/<split>/<person_id>/<image>.jpg with optional ROOT/<split>_list.txt"
@@ -40,12 +40,7 @@ def read_vggface2(root, split="train", *, transform=None, check_files=True) -> F
                 continue
             entries.append((path, parts[0]))
     else:
-        for child in sorted(split_dir.iterdir()):
-            if is_layout_file(child):
-                continue
-            if child.is_file():
-                skipped.append((str(child), "file outside a person folder"))
-                continue
+        for child in sub_folders(split_dir, "person", skipped):
             images, others = scan_image_folder(child, recursive=False)
             skipped += others
             skipped += [(str(d), "nested folder inside a person folder") for d in sorted(child.iterdir())
