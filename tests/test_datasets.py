@@ -4,6 +4,7 @@ Every malformed entry must be skipped *and* counted with a reason; a folder in t
 wrong layout must raise DatasetFormatError naming the expected layout.
 """
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,7 +156,7 @@ def test_utkface_parses_codes_and_counts_malformed_names(tmp_path):
     assert labels[good[0]] == {"age": 25, "gender": 0, "race": 2}
     assert labels[good[2]] == {"age": 116, "gender": 1, "race": 0}
     assert len(ds.skipped) == len(bad) + 1
-    reasons = {D.Path(e).name: r for e, r in ds.skipped}
+    reasons = {Path(e).name: r for e, r in ds.skipped}
     for name, why in bad.items():
         assert reasons[name].startswith(why), (name, reasons[name])
     assert ds.class_counts("gender") == {"Male": 2, "Female": 2}

@@ -73,7 +73,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_graph_sees_imports_inside_functions():
     graph = import_graph()
-    assert "facelab.checkpoints" in graph["facelab.inference.runtime"] and "facelab.inference.runtime" in graph["facelab.inference.video"]
+    assert "facelab.checkpoints" in graph["facelab.inference.runtime"] and "facelab.inference.runtime" in graph["facelab.inference.clip_features"]
     assert "facelab.zoo" in graph["facelab.checkpoints"]
 
 

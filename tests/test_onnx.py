@@ -98,3 +98,27 @@ def test_bad_onnx_inputs(tmp_path, model):
         export_onnx(model, tmp_path / "old.onnx", opset=13)
     with pytest.raises(InvalidInputError, match="backend='onnx'"):
         FaceAnalyzer(str(junk))
+
+
+def test_onnx_file_gives_the_video_features_torch_gives(onnx_file, model, tmp_path):
+    """ONNX works for video: an exported .onnx file runs the clip pipeline (video_features,
+    extract_clip_features) and its per-frame features equal torch fp32's within 1e-4."""
+    from test_video import face_frames, write_video
+
+    from facelab.inference.video import extract_clip_features, face_network, video_features
+
+    clip = write_video(tmp_path / "face.mp4", face_frames(4))
+    ref = video_features(clip, face_network(model, precision="fp32", freeze=False))
+    got = video_features(clip, face_network(onnx_file, backend="onnx"))
+    assert ref.has_face.any() and np.array_equal(got.has_face, ref.has_face)
+    np.testing.assert_allclose(got.features, ref.features, atol=1e-4, rtol=0)
+    # the cache keeps the backends apart and reads an ONNX run back
+    cache = tmp_path / "cache"
+    first = extract_clip_features([clip], onnx_file, backend="onnx", cache_dir=cache, progress=False)
+    again = extract_clip_features([clip], onnx_file, backend="onnx", cache_dir=cache, progress=False)
+    by_torch = extract_clip_features([clip], model, precision="fp32", cache_dir=cache, progress=False)
+    assert not first[0].from_cache and again[0].from_cache and not by_torch[0].from_cache
+    np.testing.assert_allclose(first[0].features, ref.features, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(again[0].features, first[0].features)
+    with pytest.raises(InvalidInputError, match="bf16"):
+        video_features(clip, onnx_file, backend="onnx", precision="bf16")

@@ -264,14 +264,14 @@ def test_cache_second_call_does_not_run_the_network(tiny_network, clips, tmp_pat
 
 def test_cache_is_shared_between_the_model_and_its_runner(tiny_model, tiny_network, clips, tmp_path,
                                                           monkeypatch):
-    import facelab.inference.video as video
+    import facelab.inference.feature_cache as feature_cache
 
     extract_clip_features([clips["no_face"]], tiny_network, cache_dir=tmp_path, progress=False)
 
     def no_build(*args, **kwargs):
         raise AssertionError("the network was prepared although every clip is cached")
 
-    monkeypatch.setattr(video, "face_network", no_build)
+    monkeypatch.setattr(feature_cache, "face_network", no_build)
     again = extract_clip_features([clips["no_face"]], tiny_model, cache_dir=tmp_path, progress=False,
                                   precision="fp32")
     assert again[0].from_cache

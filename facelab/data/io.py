@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from facelab.data.pixels import (
+    array_to_rgb, check_pixels, composite_on_white, gray_to_rgb, high_depth_to_uint8, tensor_to_rgb,
+)
 from facelab.errors import (
     ImageDecodeError,
     ImageTooLarge,
@@ -131,9 +134,9 @@ def load_image(src, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = 
     """
     label = name or input_name(src)
     if isinstance(src, np.ndarray):
-        return _from_array(src, label, max_pixels)
+        return array_to_rgb(src, label, max_pixels)
     if _is_tensor(src):
-        return _from_tensor(src, label, max_pixels)
+        return tensor_to_rgb(src, label, max_pixels)
     if isinstance(src, Image.Image):
         return _decode_pil(src, label, max_pixels)
     if isinstance(src, (str, os.PathLike)):
@@ -204,7 +207,7 @@ def _from_stream(fh, label: str, max_pixels: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         size = _header_size(fh)
         if size is not None:
-            _check_pixels(size, label, max_pixels)  # raises with the declared size
+            check_pixels(size, label, max_pixels)  # raises with the declared size
         raise ImageTooLarge(
             f"{label}: image too large for Pillow's decompression-bomb guard ({exc}); "
             "raise PIL.Image.MAX_IMAGE_PIXELS only if you trust this file"
@@ -247,7 +250,7 @@ def _header_size(fh) -> tuple[int, int] | None:
 # --- PIL image -> RGB array -------------------------------------------------------
 def _decode_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
     """Size check (header only), full decode, EXIF orientation, mode -> RGB."""
-    _check_pixels(img.size, label, max_pixels)
+    check_pixels(img.size, label, max_pixels)
     try:
         if img.tell() != 0:
             img.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame (files open on it)
@@ -268,15 +271,6 @@ def _decode_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
         ) from exc
 
 
-def _check_pixels(size, label: str, max_pixels: int) -> None:
-    w, h = size
-    if w * h > max_pixels:
-        raise ImageTooLarge(
-            f"{label}: image is {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,}; "
-            "downscale it or pass a larger max_pixels"
-        )
-
-
 def _exif_upright(img: Image.Image, label: str) -> Image.Image:
     """Apply the EXIF orientation tag (rotation/flip) so the image is upright."""
     try:
@@ -291,7 +285,7 @@ def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     if mode == "RGB":
         return np.array(img, dtype=np.uint8)
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _gray_to_rgb(_high_depth_to_uint8(np.asarray(img), mode))
+        return gray_to_rgb(high_depth_to_uint8(np.asarray(img), mode))
     if mode == "P" or mode == "PA":
         has_alpha = mode == "PA" or "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")
@@ -302,118 +296,6 @@ def _pil_to_rgb(img: Image.Image, label: str) -> np.ndarray:
     if mode == "1":
         img = img.convert("L")
     return np.array(img.convert("RGB"), dtype=np.uint8)  # L, CMYK, YCbCr, HSV ...
-
-
-def _high_depth_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
-    """16-bit and 32-bit grayscale to 8 bits.
-
-    ``I;16*`` and ``I`` are taken as 16-bit values (0..65535 -> 0..255, i.e.
-    ``round(v * 255 / 65535)``); ``F`` as floats in [0, 1] if they fit, else
-    0..255, else 0..65535.
-    """
-    if mode == "F":
-        arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        peak = float(arr.max()) if arr.size else 0.0
-        scale = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
-        return np.clip(np.rint(arr * (255.0 / scale)), 0, 255).astype(np.uint8)
-    return _uint16_to_uint8(np.clip(arr.astype(np.int64), 0, 65535))
-
-
-def _uint16_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Exact rounding of ``v * 255 / 65535`` (0 -> 0, 65535 -> 255)."""
-    return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
-def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-
-
-def composite_on_white(rgba: np.ndarray) -> np.ndarray:
-    """RGBA uint8 -> RGB uint8 over a white background: ``rgb * a + 255 * (1 - a)``."""
-    rgb = rgba[..., :3].astype(np.uint32)
-    alpha = rgba[..., 3:4].astype(np.uint32)
-    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
-    return np.ascontiguousarray(out.astype(np.uint8))
-
-
-# --- arrays and tensors ---------------------------------------------------------
-def _from_array(arr: np.ndarray, label: str, max_pixels: int) -> np.ndarray:
-    """Validate and convert a numpy image (see :func:`load_image` for the rules)."""
-    if arr.dtype == bool or arr.dtype.kind not in "uif":
-        raise InvalidInputError(
-            f"{label}: unsupported array dtype {arr.dtype}; use uint8 (0-255), uint16 or float in [0, 1]"
-        )
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
-        raise InvalidInputError(
-            f"{label}: array of shape {arr.shape} looks channels-first; facelab expects H x W x C "
-            "(use arr.transpose(1, 2, 0))"
-        )
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
-        raise InvalidInputError(
-            f"{label}: array of shape {arr.shape} is not an image; expected H x W, H x W x 1, "
-            "H x W x 3 (RGB) or H x W x 4 (RGBA)"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InvalidInputError(f"{label}: empty image array of shape {arr.shape}")
-    _check_pixels((arr.shape[1], arr.shape[0]), label, max_pixels)
-    arr = _array_to_uint8(arr, label)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.shape[2] == 1:
-        return _gray_to_rgb(arr[:, :, 0])
-    if arr.shape[2] == 4:
-        return composite_on_white(arr)
-    return np.array(arr, dtype=np.uint8, order="C", copy=True)
-
-
-def _array_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
-    kind = arr.dtype.kind
-    if kind == "f":
-        if not np.isfinite(arr).all():
-            raise InvalidInputError(f"{label}: image array contains NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 1.0:
-            raise InvalidInputError(
-                f"{label}: float image values must lie in [0, 1], got [{lo:g}, {hi:g}]; "
-                "divide by 255 if they are 0-255 values"
-            )
-        return np.rint(arr.astype(np.float64) * 255.0).astype(np.uint8)
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.uint16:
-        return _uint16_to_uint8(arr)
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi > 255:
-        raise InvalidInputError(
-            f"{label}: {arr.dtype} image values must lie in [0, 255], got [{lo}, {hi}]; "
-            "use uint8, uint16 or float in [0, 1]"
-        )
-    return arr.astype(np.uint8)
-
-
-def _from_tensor(t, label: str, max_pixels: int) -> np.ndarray:
-    """A torch tensor ``C x H x W`` (preferred when ambiguous), ``H x W x C`` or ``H x W``."""
-    import torch
-
-    if t.ndim == 3:
-        if t.shape[0] in (1, 3, 4):
-            t = t.permute(1, 2, 0)
-        elif t.shape[-1] not in (1, 3, 4):
-            raise InvalidInputError(
-                f"{label}: tensor of shape {tuple(t.shape)} is not an image; expected C x H x W or H x W x C "
-                "with C in (1, 3, 4)"
-            )
-    elif t.ndim != 2:
-        raise InvalidInputError(
-            f"{label}: tensor of shape {tuple(t.shape)} is not one image; pass C x H x W "
-            "(for a batch, pass a list of images)"
-        )
-    t = t.detach().cpu()
-    if t.dtype in (torch.bfloat16, torch.float16):
-        t = t.float()
-    if t.dtype == torch.bool or t.is_complex():
-        raise InvalidInputError(f"{label}: unsupported tensor dtype {t.dtype}")
-    return _from_array(t.contiguous().numpy(), label, max_pixels)
 
 
 # --- helpful errors for things that are not images -----------------------------------
@@ -474,6 +356,16 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 # --- folders --------------------------------------------------------------------------
+def is_image_file(path) -> bool:
+    """Does the file name end in one of :data:`IMAGE_EXTENSIONS` (case-insensitive)?"""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_video_file(path) -> bool:
+    """Does the file name end in one of :data:`VIDEO_EXTENSIONS` (case-insensitive)?"""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
 def list_images(folder, recursive: bool = True) -> list[Path]:
     """All image files in ``folder`` (by extension, case-insensitive), sorted.
 
@@ -482,6 +374,15 @@ def list_images(folder, recursive: bool = True) -> list[Path]:
     ``.``, e.g. ``.ipynb_checkpoints`` or macOS ``._x.jpg`` resource files) are
     left out.
     """
+    return _list_files(folder, IMAGE_EXTENSIONS, recursive)
+
+
+def list_videos(folder, recursive: bool = True) -> list[Path]:
+    """All video files in ``folder`` (:data:`VIDEO_EXTENSIONS`), in the order of :func:`list_images`."""
+    return _list_files(folder, VIDEO_EXTENSIONS, recursive)
+
+
+def _list_files(folder, extensions, recursive: bool) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         what = "not found" if not root.exists() else "not a directory"
@@ -492,10 +393,9 @@ def list_images(folder, recursive: bool = True) -> list[Path]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+        if path.suffix.lower() in extensions and path.is_file():
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -503,7 +403,10 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DECODE_FORMATS",
     "load_image",
+    "is_image_file",
+    "is_video_file",
     "list_images",
+    "list_videos",
     "input_name",
     "composite_on_white",
 ]

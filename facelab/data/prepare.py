@@ -42,15 +42,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing as mp
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
 
+from facelab.data.io import DEFAULT_MAX_PIXELS, is_image_file, load_image
 from facelab.errors import DatasetFormatError, FacelabError, InvalidInputError
 from facelab.faces import CROP_POLICIES, crop_faces, detect_faces, largest_face
-from facelab.data.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_image
 from facelab.paths import TMP_SUFFIX, atomic_write_bytes
 
 SETTINGS_FILE = ".facelab-prepare.json"
@@ -105,7 +111,7 @@ def _scan(root: Path, out: Path) -> tuple[list[str], list[str]]:
             if name.startswith("."):
                 continue
             rel = (here / name).relative_to(root).as_posix()
-            (images if Path(name).suffix.lower() in IMAGE_EXTENSIONS else others).append(rel)
+            (images if is_image_file(name) else others).append(rel)
     return sorted(images), sorted(others)
 
 
@@ -145,8 +151,6 @@ def _write_failures(path: Path, failures: dict[str, str]) -> None:
 # --- atomic writes ---------------------------------------------------------------------------------------
 def _save_atomic(target: Path, crop: np.ndarray) -> None:
     """Encode one crop by its extension (see :data:`SAVE_FORMATS`) and write it atomically."""
-    from PIL import Image
-
     fmt, options = SAVE_FORMATS.get(target.suffix.lower(), ("PNG", {}))
     buf = io.BytesIO()
     Image.fromarray(crop).save(buf, format=fmt, **options)
@@ -183,8 +187,6 @@ def _process_chunk(job: _Job, rels: list[str]) -> tuple[int, int, dict[str, str]
 
     Returns ``(written, already_there, failures)``.
     """
-    import torch
-
     root, out = Path(job.root), Path(job.out)
     arrays, readable, failures = [], [], {}
     for rel in rels:
@@ -229,8 +231,6 @@ _WORKER_JOB: _Job | None = None
 
 
 def _init_worker(job: _Job, threads: int) -> None:
-    import torch
-
     global _WORKER_JOB
     _WORKER_JOB = job
     torch.set_num_threads(threads)
@@ -308,8 +308,6 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
                int(batch_size), int(max_pixels))
     done = 0
 
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(images), initial=len(images) - sum(map(len, pending)), unit="img",
                desc="prepare", disable=not progress)
 
@@ -339,10 +337,6 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
 
 def _run_pool(job: _Job, pending: list[list[str]], workers: int, record) -> None:
     """Chunks over a spawn-context process pool (fork after torch started threads can deadlock)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
     threads = max(1, (os.cpu_count() or 1) // workers)
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,

@@ -1,4 +1,7 @@
-"""Inference: one network runner for torch and ONNX Runtime (:mod:`~facelab.inference.runtime`), the photo and
-video analyzer (:mod:`~facelab.inference.analyze`), face tracks (:mod:`~facelab.inference.tracking`), per-frame
-features of clips (:mod:`~facelab.inference.video`), the paper's statistics pooling
-(:mod:`~facelab.inference.pooling`) and ONNX export (:mod:`~facelab.inference.onnx_export`)."""
+"""Inference: one network runner for torch and ONNX Runtime (:mod:`~facelab.inference.runtime`,
+:mod:`~facelab.inference.onnx_export`); the photo and video analyzer (:mod:`~facelab.inference.analyze`, with its
+inputs, result rows and annotated images in :mod:`~facelab.inference.inputs`, :mod:`~facelab.inference.rows`,
+:mod:`~facelab.inference.annotate`); face tracks (:mod:`~facelab.inference.tracking`,
+:mod:`~facelab.inference.appearance`); per-frame features of clips (:mod:`~facelab.inference.video`, gathering
+:mod:`~facelab.inference.clip_features`, :mod:`~facelab.inference.video_tracks` and
+:mod:`~facelab.inference.feature_cache`) and the paper's statistics pooling (:mod:`~facelab.inference.pooling`)."""

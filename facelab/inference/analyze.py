@@ -30,103 +30,39 @@ The numbers are measured, next to the naive loop, by ``benchmarks/bench_analyze.
 """
 from __future__ import annotations
 
-import math
 import os
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
-from facelab.errors import FacelabError, InvalidInputError
-from facelab.faces import check_detect_size, crop_faces
 from facelab.data.frames import iter_frames
-from facelab.labels import is_face_world
+from facelab.data.io import load_image
+from facelab.errors import InvalidInputError
+from facelab.faces import check_detect_size, crop_faces, detect_faces
+from facelab.inference.annotate import annotate_rows, write_annotated  # noqa: F401 - re-exported
+from facelab.inference.inputs import InputItem, expand_inputs, short_error
+from facelab.inference.rows import (
+    STATUS_FAILED, STATUS_NO_FACE, STATUS_OK, VALUE_HEADS, frame_columns, head_values, rows_frame, summarize_tracks,
+    summarize_video, track_columns, track_frame,
+)
 from facelab.inference.runtime import (  # noqa: F401 - re-exported: facelab.inference.analyze is where earlier code found them
     BACKENDS, PRECISIONS, TorchNetwork, batch_bucket, bf16_in_cpuinfo, cpu_supports_bf16, make_network,
     resolve_precision, softmax,
 )
-from facelab.inference.tracking import FaceTracker, appearance_vectors, check_appearance, inside_part
-from facelab.inference.video import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, track_faces
+from facelab.inference.appearance import appearance_vectors, check_appearance
+from facelab.inference.tracking import FaceTracker, inside_part
+from facelab.inference.video_tracks import DEFAULT_CHUNK_FRAMES, DEFAULT_DETECT_SIZE, check_detect_every, track_faces
+from facelab.labels import is_face_world
+from facelab.losses import age_expectation
 
 #: Heads whose outputs FaceAnalyzer reports (the identity head's classes are the training
 #: people, which mean nothing for a new photo; use features for identity).
 REPORTED_HEADS = ("emotion", "valence", "arousal", "age", "gender", "race")
-#: Heads that output one number (the ``_va_mtl`` networks' valence and arousal), reported as
-#: they are; every other head is a classifier, reported through its softmax.
-VALUE_HEADS = ("valence", "arousal")
 #: Heads taken from ``emotion_model`` when both networks have them.
 EMOTION_MODEL_HEADS = ("emotion", "valence", "arousal")
-#: The ``status`` column: a face was analysed / the image has no face / the input failed.
-STATUS_OK, STATUS_NO_FACE, STATUS_FAILED = "ok", "no face", "failed"
 #: How many input images are decoded and detected at once (bounds memory).
 DEFAULT_CHUNK_IMAGES = 64
-
-
-# --- inputs --------------------------------------------------------------------------------
-class _Input:
-    """One input of a batch: its position, display name and source (or the error it raised)."""
-
-    __slots__ = ("index", "name", "source", "error", "faces")
-
-    def __init__(self, index, name, source, error=None):
-        self.index, self.name, self.source, self.error = index, name, source, error
-        self.faces = []
-
-
-def _is_video_path(src) -> bool:
-    from facelab.data.io import VIDEO_EXTENSIONS
-
-    return isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def expand_inputs(images, names=None, *, videos: bool = False) -> list:
-    """Inputs -> a flat list of ``(name, source, kind)`` with kind ``"image"``, ``"video"`` or
-    ``"error"`` (source is then the message).
-
-    ``images`` is one input or a list of inputs; a folder is replaced by its images
-    (sorted, :func:`facelab.data.io.list_images`) -- and its videos when ``videos=True``.
-    A folder without any becomes one ``"error"`` entry, so nothing goes missing silently.
-    """
-    from facelab.data.io import VIDEO_EXTENSIONS, input_name, list_images
-
-    items = list(images) if isinstance(images, (list, tuple)) else [images]
-    if names is not None:
-        names = list(names)
-        if len(names) != len(items):
-            raise InvalidInputError(f"names has {len(names)} entries for {len(items)} inputs")
-    out = []
-    for i, src in enumerate(items):
-        name = names[i] if names is not None else _display_name(src, i, len(items), input_name)
-        if isinstance(src, (str, os.PathLike)) and Path(src).is_dir():
-            found = [(p, "image") for p in list_images(src)]
-            if videos:
-                found += [(p, "video") for p in sorted(Path(src).rglob("*"), key=lambda p: p.as_posix())
-                          if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-                          and not any(part.startswith(".") for part in p.relative_to(src).parts)]
-                found.sort(key=lambda pk: pk[0].relative_to(src).as_posix())
-            if not found:
-                what = "images or videos" if videos else "images"
-                out.append((name, f"{name}: folder contains no {what}; check the path", "error"))
-            out += [(str(p), p, kind) for p, kind in found]
-        elif videos and _is_video_path(src):
-            out.append((name, src, "video"))
-        else:
-            out.append((name, src, "image"))
-    return out
-
-
-def _display_name(src, i: int, n: int, input_name) -> str:
-    try:
-        base = input_name(src)
-    except Exception:  # noqa: BLE001 - a name must never fail
-        base = f"<{type(src).__name__}>"
-    return base if n == 1 or not base.startswith("<") else f"{base[:-1]} #{i}>"
-
-
-def _short_error(exc: BaseException) -> str:
-    if isinstance(exc, FacelabError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 # --- the analyzer ---------------------------------------------------------------------------
@@ -261,8 +197,6 @@ class FaceAnalyzer:
 
     def ages(self, age_probs) -> np.ndarray:
         """Age in years from age posteriors: the top-L expectation of eq. (1)."""
-        from facelab.losses import age_expectation
-
         probs = np.asarray(age_probs, dtype=np.float32)
         if len(probs) == 0:
             return np.zeros(0, np.float32)
@@ -285,26 +219,22 @@ class FaceAnalyzer:
         entries = expand_inputs(images, names)
         rows = []
         for start in range(0, len(entries), max(1, int(chunk_images))):
-            chunk = [_Input(start + i, name, src, src if kind == "error" else None)
+            chunk = [InputItem(start + i, name, src, src if kind == "error" else None)
                      for i, (name, src, kind) in enumerate(entries[start:start + chunk_images])]
             rows += self._analyze_chunk(chunk)
         return self._frame(rows)
 
     def _load(self, chunk: list) -> None:
-        from facelab.data.io import load_image
-
         for item in chunk:
             if item.error is not None:
                 continue
             try:
                 item.source = load_image(item.source, name=item.name)
             except Exception as exc:  # noqa: BLE001 - the batch continues; the reason is the row
-                item.error = _short_error(exc)
+                item.error = short_error(exc)
 
     def _detect(self, arrays: list) -> list:
         """Faces of every array; same-size images are detected together."""
-        from facelab.faces import detect_faces
-
         if not arrays:
             return []
         kw = dict(min_face_size=self.min_face_size, threshold=self.threshold, batch_size=self.batch_size,
@@ -322,14 +252,12 @@ class FaceAnalyzer:
 
     def _analyze_chunk(self, chunk: list, extra: Sequence[dict] | None = None) -> list:
         """Load, detect, crop and predict one chunk of inputs -> row dicts."""
-        from facelab.faces import crop_faces
-
         self._load(chunk)
         ok = [item for item in chunk if item.error is None]
         faces_per = self._detect([item.source for item in ok])
         for item, faces in zip(ok, faces_per):
             if isinstance(faces, Exception):
-                item.error, faces = _short_error(faces), []
+                item.error, faces = short_error(faces), []
             item.faces = faces  # type: ignore[attr-defined]
         with_faces = [item for item in ok if item.error is None and item.faces]
         probs = {}
@@ -362,56 +290,14 @@ class FaceAnalyzer:
         return rows
 
     def _head_values(self, probs: dict, k: int) -> dict:
-        values = {}
-        if "emotion" in probs:
-            p = probs["emotion"][k]
-            names = self.labels("emotion")
-            values["emotion"] = names[int(p.argmax())]
-            values.update({f"emotion_{c}": float(v) for c, v in zip(names, p)})
-        for head in VALUE_HEADS:
-            if head in probs:
-                values[head] = float(probs[head][k, 0])
-        if "age" in probs:
-            values["age"] = float(probs["_age_years"][k])
-        if "gender" in probs:
-            p = probs["gender"][k]
-            values["gender"] = self.labels("gender")[int(p.argmax())]
-            values["gender_prob"] = float(p.max())
-        if "race" in probs:
-            p = probs["race"][k]
-            names = self.labels("race")
-            values["race"] = names[int(p.argmax())]
-            values.update({f"race_{c}": float(v) for c, v in zip(names, p)})
-        return values
+        return head_values(probs, k, self._head_labels())
 
     def columns(self, video: bool = False) -> list[str]:
         """The DataFrame columns, in order."""
-        cols = ["input", "name"] + (["frame", "time"] if video else [])
-        cols += ["face"] + (["track"] if video else []) + ["x1", "y1", "x2", "y2", "det_prob"]
-        if "emotion" in self.head_source:
-            cols += ["emotion"] + [f"emotion_{c}" for c in self.labels("emotion")]
-        cols += [h for h in VALUE_HEADS if h in self.head_source]
-        if "age" in self.head_source:
-            cols += ["age"]
-        if "gender" in self.head_source:
-            cols += ["gender", "gender_prob"]
-        if "race" in self.head_source:
-            cols += ["race"] + [f"race_{c}" for c in self.labels("race")]
-        return cols + ["status", "error"]
+        return frame_columns(self._head_labels(), video)
 
     def _frame(self, rows: list, video: bool = False):
-        import pandas as pd
-
-        df = pd.DataFrame(rows, columns=self.columns(video))
-        df["face"] = df["face"].astype("Int64")
-        if video:
-            df["frame"] = df["frame"].astype("Int64")
-            df["track"] = df["track"].astype("Int64")
-        for col in ("emotion", "gender", "race"):
-            if col in df:
-                df[col] = df[col].astype(object)
-        df["error"] = df["error"].fillna("").astype(str)
-        return df
+        return rows_frame(rows, self.columns(video), video)
 
     # --- videos -----------------------------------------------------------------
     def analyze_video(self, path, every: int = 1, *, name: str | None = None, input_index: int = 0,
@@ -459,7 +345,7 @@ class FaceAnalyzer:
                 n_frames += len(chunk)
                 yield from self._tracked_rows(chunk, name, input_index)
         except Exception as exc:  # noqa: BLE001 - the clip breaks off: report it as a row
-            yield {"input": input_index, "name": name, "status": STATUS_FAILED, "error": _short_error(exc)}
+            yield {"input": input_index, "name": name, "status": STATUS_FAILED, "error": short_error(exc)}
             return
         if n_frames == 0:
             yield {"input": input_index, "name": name, "status": STATUS_FAILED,
@@ -473,10 +359,9 @@ class FaceAnalyzer:
             crops = crop_faces([f.image for f in frames], [[tuple(b) for b in bx] for bx in boxes],
                                size=net.image_size, policy="tight")
             feats = None
-            if kind != "color":
-                parts = [net.features(crops[s:s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
-                feats = np.concatenate([p.float().cpu().numpy() if hasattr(p, "cpu") else np.asarray(p)
-                                        for p in parts])
+            if kind != "color":  # every runner's features are numpy (facelab.inference.runtime)
+                feats = np.concatenate([net.features(crops[s:s + self.batch_size])
+                                        for s in range(0, len(crops), self.batch_size)])
             inside = np.concatenate([inside_part(bx, f.image.shape[1::-1]) for f, bx in zip(frames, boxes)])
             return appearance_vectors(kind, feats, crops, inside=inside)
 
@@ -534,21 +419,21 @@ class FaceAnalyzer:
                                               detect_every=detect_every, appearance=appearance)
                 rows.extend(self._summarize_video(video_rows) if per_track else video_rows)
             else:
-                pending.append(_Input(i, name, src, src if kind == "error" else None))
+                pending.append(InputItem(i, name, src, src if kind == "error" else None))
                 if len(pending) >= DEFAULT_CHUNK_IMAGES:
                     flush()
         flush()
         return self._track_frame(rows) if per_track else self._frame(rows, video=True)
 
-    # --- per-track summaries ------------------------------------------------------
+    # --- per-track summaries (facelab.inference.rows) ----------------------------------
     def track_columns(self) -> list[str]:
         """The columns of :meth:`summarize_tracks`, in order."""
-        cols = self.columns()
-        return cols[:2] + ["track", "first_frame", "last_frame", "first_time", "last_time", "frames"] + cols[2:]
+        return track_columns(self.columns())
 
     def summarize_tracks(self, df):
         """One row per face track of each video of a per-frame DataFrame (:meth:`analyze_video`,
-        :meth:`analyze_paths`); rows of images and of failed inputs are kept as they are.
+        :meth:`analyze_paths`); rows of images and of failed inputs are kept as they are
+        (:func:`facelab.inference.rows.summarize_tracks`).
 
         A track's row: ``track``, ``first_frame`` / ``last_frame`` (and times), ``frames``
         (frames it was seen in), ``det_prob`` (mean where detected); ``emotion_<Class>``:
@@ -558,146 +443,21 @@ class FaceAnalyzer:
         video without any face gives one ``"no face"`` row; a video that broke off keeps its
         ``"failed"`` row after its tracks.
         """
-        rows = [{k: v for k, v in r.items() if not _is_missing(v)} for r in df.to_dict("records")]
-        out, start = [], 0
-        while start < len(rows):
-            stop = start
-            while stop < len(rows) and rows[stop]["input"] == rows[start]["input"]:
-                stop += 1
-            group = rows[start:stop]
-            out += self._summarize_video(group) if any("frame" in r for r in group) else group
-            start = stop
-        return self._track_frame(out)
+        return self._track_frame(summarize_tracks(df, self._head_labels()))
+
+    def _head_labels(self) -> dict:
+        return {head: self.labels(head) for head in self.heads}
 
     def _summarize_video(self, rows) -> list[dict]:
-        """The per-frame rows of one video (an iterable, consumed as it streams) -> its
-        per-track rows, then its failure row if it has one."""
-        tracks: dict[int, dict] = {}
-        base, failed = None, []
-        for row in rows:
-            base = base or {"input": row["input"], "name": row["name"]}
-            if row["status"] == STATUS_FAILED:
-                failed.append({k: v for k, v in row.items() if k not in ("frame", "time")})
-            elif row["status"] == STATUS_OK:
-                acc = tracks.get(row["track"])
-                if acc is None:
-                    acc = tracks[row["track"]] = {"first": row, "last": row, "n": 0, "det": [], "sums": {},
-                                                  "gender": {}}
-                acc["last"], acc["n"] = row, acc["n"] + 1
-                if math.isfinite(row.get("det_prob", math.nan)):
-                    acc["det"].append(row["det_prob"])
-                for col, value in row.items():
-                    if col.startswith(("emotion_", "race_")) or col in ("valence", "arousal", "age"):
-                        acc["sums"][col] = acc["sums"].get(col, 0.0) + float(value)
-                if "gender" in row:
-                    votes = acc["gender"].setdefault(row["gender"], [0, 0.0])
-                    votes[0] += 1
-                    votes[1] += float(row["gender_prob"])
-        out = [self._track_row(base, track, acc) for track, acc in sorted(tracks.items())]
-        if not out and not failed and base is not None:
-            out.append({**base, "status": STATUS_NO_FACE, "error": ""})
-        return out + failed
-
-    def _track_row(self, base: dict, track: int, acc: dict) -> dict:
-        n = acc["n"]
-        row = {**base, "track": track, "first_frame": acc["first"]["frame"], "last_frame": acc["last"]["frame"],
-               "first_time": acc["first"]["time"], "last_time": acc["last"]["time"], "frames": n,
-               "det_prob": float(np.mean(acc["det"])) if acc["det"] else math.nan}
-        row.update({col: total / n for col, total in acc["sums"].items()})
-        for head in ("emotion", "race"):
-            if head in self.head_source:
-                names = self.labels(head)
-                row[head] = names[int(np.argmax([row[f"{head}_{c}"] for c in names]))]
-        votes = acc["gender"]  # gender -> [frames that voted for it, sum of their gender_prob]
-        if votes:
-            majority = max(votes, key=lambda g: votes[g][0])
-            total = votes[majority][1]
-            if len(self.labels("gender")) == 2:  # a frame that voted for the other gave it 1 - gender_prob
-                total += sum(k - p for g, (k, p) in votes.items() if g != majority)
-            row["gender"], row["gender_prob"] = majority, total / n
-        row.update(status=STATUS_OK, error="")
-        return row
+        return summarize_video(rows, self._head_labels())
 
     def _track_frame(self, rows: list):
-        import pandas as pd
-
-        df = pd.DataFrame(rows, columns=self.track_columns())
-        for col in ("track", "first_frame", "last_frame", "frames", "face"):
-            df[col] = df[col].astype("Int64")
-        for col in ("emotion", "gender", "race"):
-            if col in df:
-                df[col] = df[col].astype(object)
-        df["error"] = df["error"].fillna("").astype(str)
-        return df
-
-
-def _is_missing(value) -> bool:
-    """NaN, None and pandas' NA (what DataFrame.to_dict gives for empty cells)."""
-    try:
-        return value is None or bool(value != value)
-    except TypeError:  # pd.NA cannot be compared to a bool
-        return True
+        return track_frame(rows, self.track_columns())
 
 
 def _torch_from(array):
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(array))
 
-
-# --- annotated images ---------------------------------------------------------------------------
-def annotate_rows(image, rows):
-    """A PIL copy of an RGB ``image`` with every analysed face of ``rows`` (DataFrame rows of
-    one image) drawn: its box and a label such as ``Happiness 0.91 | 34 y | Female``."""
-    from PIL import Image, ImageDraw
-
-    from facelab.data.io import load_image
-
-    canvas = Image.fromarray(load_image(image))
-    draw = ImageDraw.Draw(canvas)
-    width = max(2, round(min(canvas.size) / 200))
-    for _, row in rows.iterrows():
-        if row.get("status") != STATUS_OK or not math.isfinite(float(row["x1"])):
-            continue
-        box = [float(row[c]) for c in ("x1", "y1", "x2", "y2")]
-        draw.rectangle(box, outline=(255, 40, 40), width=width)
-        parts = []
-        if "emotion" in row and isinstance(row["emotion"], str):
-            parts.append(f"{row['emotion']} {float(row.get('emotion_' + row['emotion'], float('nan'))):.2f}")
-        if "age" in row and math.isfinite(float(row["age"])):
-            parts.append(f"{float(row['age']):.0f} y")
-        if "gender" in row and isinstance(row["gender"], str):
-            parts.append(str(row["gender"]))
-        if "race" in row and isinstance(row["race"], str):
-            parts.append(str(row["race"]))
-        text = " | ".join(parts)
-        y = max(0.0, box[1] - 12)
-        draw.rectangle([box[0], y, box[0] + 6 * len(text) + 4, y + 11], fill=(0, 0, 0))
-        draw.text((box[0] + 2, y), text, fill=(255, 255, 0))
-    return canvas
-
-
-def write_annotated(df, folder) -> list[Path]:
-    """Save an annotated JPEG (:func:`annotate_rows`) of every *image file* in ``df`` that
-    has at least one analysed face into ``folder`` (``<stem>.jpg``; ``<stem>_<input>.jpg``
-    when two inputs share a stem).  Video frames are not written.  Returns the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    ok = df[df["status"] == STATUS_OK]
-    if "frame" in ok:
-        ok = ok[ok["frame"].isna()]
-    written, used = [], set()
-    for index, rows in ok.groupby("input", sort=True):
-        source = Path(str(rows["name"].iloc[0]))
-        if not source.is_file():
-            continue
-        target = folder / f"{source.stem}.jpg"
-        if target in used:
-            target = folder / f"{source.stem}_{index}.jpg"
-        used.add(target)
-        annotate_rows(source, rows).save(target, quality=92)
-        written.append(target)
-    return written
 
 
 __all__ = [
@@ -710,6 +470,9 @@ __all__ = [
     "make_network",
     "softmax",
     "expand_inputs",
+    "STATUS_OK",
+    "STATUS_NO_FACE",
+    "STATUS_FAILED",
     "FaceAnalyzer",
     "annotate_rows",
     "write_annotated",

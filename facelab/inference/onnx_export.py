@@ -15,6 +15,7 @@ imported only when used.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -22,10 +23,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from facelab.checkpoints import as_model
 from facelab.errors import CheckpointError, InvalidInputError
 from facelab.faces import resize_crops
+from facelab.paths import atomic_write_bytes
 
 #: ONNX operator set used for export (>= 17).
 ONNX_OPSET = 17
@@ -47,26 +51,21 @@ def _require(module: str):
         ) from exc
 
 
-def _export_module(model):
-    """The network plus its normalisation, returning ``(head logits..., features)``."""
-    import torch
-    from torch import nn
+class NormalisedNet(nn.Module):
+    """The network plus its normalisation, returning ``(head logits..., features)``: what is exported."""
 
-    class NormalisedNet(nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-            self.head_names = list(net.heads.keys())
-            mean = torch.tensor(net.preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-            std = torch.tensor(net.preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
-            self.register_buffer("scale", 1.0 / (255.0 * std))
-            self.register_buffer("shift", -mean / std)
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.head_names = list(net.heads.keys())
+        mean = torch.tensor(net.preprocessing["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(net.preprocessing["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.register_buffer("scale", 1.0 / (255.0 * std))
+        self.register_buffer("shift", -mean / std)
 
-        def forward(self, image):
-            x = self.net.features(image * self.scale + self.shift)
-            return tuple(self.net.heads[name](x) for name in self.head_names) + (x,)
-
-    return NormalisedNet(model)
+    def forward(self, image):
+        x = self.net.features(image * self.scale + self.shift)
+        return tuple(self.net.heads[name](x) for name in self.head_names) + (x,)
 
 
 def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None, *,
@@ -77,11 +76,6 @@ def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None,
     bytes instead.  ``img_size``: crop side S baked into the graph (default: the
     checkpoint's image size).  The batch axis is dynamic.  Returns the path (or bytes).
     """
-    import copy
-
-    import torch
-
-
     onnx = _require("onnx")
     if opset < 17:
         raise InvalidInputError(f"opset={opset}: facelab exports with ONNX opset >= 17")
@@ -93,7 +87,7 @@ def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None,
         raise InvalidInputError(f"img_size={size}: crops must be at least 16 pixels")
     model.preprocessing["image_size"] = size
     config["preprocessing"] = dict(model.preprocessing)
-    module = _export_module(model).eval()
+    module = NormalisedNet(model).eval()
     outputs = module.head_names + [FEATURES_NAME]
     buffer = io.BytesIO()
     example = torch.zeros(2, 3, size, size)
@@ -112,8 +106,6 @@ def export_onnx(checkpoint_or_model, out_path=None, img_size: int | None = None,
     data = proto.SerializeToString()
     if out_path is None:
         return data
-    from facelab.checkpoints import atomic_write_bytes
-
     return atomic_write_bytes(Path(out_path), data)
 
 
@@ -158,9 +150,6 @@ class OnnxNetwork:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def _run(self, crops, names):
-        import torch
-
-
         x = crops if isinstance(crops, torch.Tensor) else torch.as_tensor(np.asarray(crops))
         x = resize_crops(x.float().cpu(), self.image_size)
         out = self.session.run(names, {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)})

@@ -40,6 +40,10 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
 
 from facelab.errors import InvalidInputError
 
@@ -365,8 +369,6 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Pool each clip; returns an ``(n_clips, 4D [+1])`` float64 array and sets ``no_face_``."""
         if not hasattr(self, "feature_dim_"):
-            from sklearn.exceptions import NotFittedError
-
             raise NotFittedError("VideoDescriptor is not fitted yet; call fit first")
         rows, no_face = [], []
         for i, clip in enumerate(self._clips(X)):
@@ -382,8 +384,6 @@ class VideoDescriptor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names like ``mean_0 .. std_{D-1}`` (single) or ``mean_of_face_std_3`` (group)."""
         if not hasattr(self, "feature_dim_"):
-            from sklearn.exceptions import NotFittedError
-
             raise NotFittedError("VideoDescriptor is not fitted yet; call fit first")
         names = [f"{block}_{k}" for block in self._blocks() for k in range(self.feature_dim_)]
         if self.add_indicator:
@@ -406,10 +406,6 @@ def make_video_classifier(stats=FRAME_STATS, classifier: str = "svc", *, n_estim
     """The paper's clip classifier: ``VideoDescriptor`` (L2-normalised) followed by
     ``LinearSVC`` (``classifier="svc"``) or ``RandomForestClassifier(n_estimators=1000)``
     (``"rf"``)."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import LinearSVC
-
     if classifier == "svc":
         clf = LinearSVC(random_state=seed)
     elif classifier == "rf":

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from facelab.checkpoints import as_model
 from facelab.errors import InvalidInputError
@@ -73,8 +74,6 @@ def resolve_precision(precision: str = "auto", device="cpu", backend: str = "tor
         return "fp32"
     if precision != "auto":
         return precision
-    import torch
-
     dev = torch.device(device)
     if dev.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
@@ -88,8 +87,6 @@ def resolve_precision(precision: str = "auto", device="cpu", backend: str = "tor
 def onednn_fusion(enabled: bool = True):
     """Turn on TorchScript's oneDNN Graph fuser (conv + bias + activation in one CPU kernel,
     fp32 and bf16) inside the block only; the global setting is restored afterwards."""
-    import torch
-
     if not enabled:
         yield
         return
@@ -109,6 +106,26 @@ def batch_bucket(n: int, batch_size: int) -> int:
     return min(1 << max(0, n - 1).bit_length(), batch_size)
 
 
+class SpatialMeanAsPool(torch.overrides.TorchFunctionMode):
+    """Traces ``x.mean((2, 3))`` of an N x C x H x W tensor as ``avg_pool2d`` over the
+    whole map (the same numbers).  PyTorch's mean over H, W of a channels_last bf16
+    tensor takes a slow path: ~17% of EfficientNet-B0's time in its squeeze-excitation
+    blocks, 10x what oneDNN's pooling takes (benchmarks/bench_analyze.py).  Set
+    ``network.mean_as_pool = False`` before the first call to trace the plain mean."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.mean, torch.Tensor.mean) and kwargs.get("dtype") is None and args:
+            x, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim")
+            keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+            dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
+            if isinstance(x, torch.Tensor) and x.ndim == 4 and all(isinstance(d, int) for d in dims) \
+                    and sorted(d % 4 for d in dims) == [2, 3]:
+                out = torch.nn.functional.avg_pool2d(x, tuple(x.shape[-2:]))
+                return out if keep else out.flatten(1)
+        return func(*args, **kwargs)
+
+
 class TorchNetwork:
     """Runs one :class:`facelab.models.MultiTaskNet` on raw crops, fast.
 
@@ -125,8 +142,6 @@ class TorchNetwork:
 
     def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True,
                  batch_size: int = 32):
-        import torch
-
         model, self.source = as_model(model)
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"precision={precision!r}: TorchNetwork runs 'bf16' or 'fp32'")
@@ -155,8 +170,6 @@ class TorchNetwork:
 
     def freeze(self) -> "TorchNetwork":
         """Trace + freeze the backbone (see the class docstring).  Done once, on first use."""
-        import torch
-
         self._want_freeze = False
         if self.frozen:
             return self
@@ -164,25 +177,6 @@ class TorchNetwork:
         example = self.prepare(255 * torch.rand(2, 3, self.image_size, self.image_size,
                                                 generator=torch.Generator().manual_seed(0)))
         tolerance = 0.05 if self.dtype == torch.bfloat16 else 1e-3
-
-        class SpatialMeanAsPool(torch.overrides.TorchFunctionMode):
-            """Traces ``x.mean((2, 3))`` of an N x C x H x W tensor as ``avg_pool2d`` over the
-            whole map (the same numbers).  PyTorch's mean over H, W of a channels_last bf16
-            tensor takes a slow path: ~17% of EfficientNet-B0's time in its squeeze-excitation
-            blocks, 10x what oneDNN's pooling takes (benchmarks/bench_analyze.py).  Set
-            ``network.mean_as_pool = False`` before the first call to trace the plain mean."""
-
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                if func in (torch.mean, torch.Tensor.mean) and kwargs.get("dtype") is None and args:
-                    x, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim")
-                    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
-                    dims = tuple(dim) if isinstance(dim, (list, tuple)) else (dim,)
-                    if isinstance(x, torch.Tensor) and x.ndim == 4 and all(isinstance(d, int) for d in dims) \
-                            and sorted(d % 4 for d in dims) == [2, 3]:
-                        out = torch.nn.functional.avg_pool2d(x, tuple(x.shape[-2:]))
-                        return out if keep else out.flatten(1)
-                return func(*args, **kwargs)
 
         try:
             with torch.no_grad(), warnings.catch_warnings(), onednn_fusion(fuse):
@@ -207,8 +201,6 @@ class TorchNetwork:
         Normalisation, the cast to the run dtype and the layout change are one pass
         (``addcmul`` writing straight into the channels_last output).  ``rows`` > N pads
         the batch with zeros (see :func:`batch_bucket`)."""
-        import torch
-
         if not isinstance(crops, torch.Tensor):
             crops = torch.as_tensor(np.asarray(crops))
         x = crops.to(self.device, non_blocking=True)
@@ -223,10 +215,8 @@ class TorchNetwork:
             out[n:].zero_()
         return out
 
-    def features(self, crops):
-        """x: the penultimate features (fp32, N x D)."""
-        import torch
-
+    def backbone_features(self, crops) -> torch.Tensor:
+        """x as a torch tensor on the run device (fp32, N x D): what the heads take."""
         if self._want_freeze:
             self.freeze()
         n = len(crops)
@@ -234,20 +224,38 @@ class TorchNetwork:
         with torch.inference_mode(), onednn_fusion(self.fused):
             return self.backbone(x)[:n].float()
 
-    def logits(self, crops) -> dict:
-        import torch
+    def features(self, crops) -> np.ndarray:
+        """x: the penultimate features (numpy float32, N x D), as :meth:`OnnxNetwork.features`."""
+        return self.backbone_features(crops).cpu().numpy()
 
+    def logits(self, crops) -> dict:
+        """``{head: float32 logits}`` (numpy) for raw RGB crops in [0, 255]."""
         with torch.inference_mode():
-            feats = self.features(crops)
+            feats = self.backbone_features(crops)
             return {name: head(feats).float().cpu().numpy() for name, head in self.heads.items()}
 
 
-def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32):
-    """A runner with ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``."""
+def is_onnx_file(model) -> bool:
+    """Is the model argument a path to an ``.onnx`` file (which only ``backend="onnx"`` runs)?"""
+    return isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
+
+
+def is_runner(obj) -> bool:
+    """Is ``obj`` already a runner (:class:`TorchNetwork`, :class:`OnnxNetwork` or alike), not a model?"""
+    return not isinstance(obj, torch.nn.Module) and all(
+        hasattr(obj, a) for a in ("features", "logits", "image_size", "config"))
+
+
+def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32,
+                 freeze: bool = True):
+    """A runner with ``.features(crops)``, ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``.
+
+    ``model``: a MultiTaskNet, a checkpoint path or a zoo name (resolved here, once), or with
+    ``backend="onnx"`` also an ``.onnx`` file.  ``freeze=False``: the torch runner stays eager."""
     if backend == "torch":
-        if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx":
+        if is_onnx_file(model):
             raise InvalidInputError(f"{model}: an ONNX file needs backend='onnx'")
-        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size)
+        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size, freeze=freeze)
     if backend == "onnx":
         return OnnxNetwork(model)
     raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -264,4 +272,5 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["PRECISIONS", "BACKENDS", "BF16_CPU_FLAGS", "cpu_supports_bf16", "bf16_in_cpuinfo", "resolve_precision",
-           "onednn_fusion", "batch_bucket", "TorchNetwork", "make_network", "softmax"]
+           "onednn_fusion", "batch_bucket", "TorchNetwork", "OnnxNetwork", "is_onnx_file", "is_runner", "make_network",
+           "softmax"]
