@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 from facelab.data.io import DEFAULT_MAX_PIXELS, is_image_file, load_image
 from facelab.errors import DatasetFormatError, FacelabError, InvalidInputError
 from facelab.faces import CROP_POLICIES, crop_faces, detect_faces, largest_face
+from facelab.parallel import check_workers, usable_cpus
 from facelab.paths import TMP_SUFFIX, atomic_write_bytes
 
 SETTINGS_FILE = ".facelab-prepare.json"
@@ -240,12 +241,6 @@ def _run_chunk_in_worker(rels: list[str]):
     return rels, _process_chunk(_WORKER_JOB, rels)
 
 
-def default_workers() -> int:
-    """1 on small machines (measured faster on 2 cores), else ``min(4, cpu_count // 2)``."""
-    cores = os.cpu_count() or 1
-    return 1 if cores < 8 else min(4, cores // 2)
-
-
 # --- the public entry point ---------------------------------------------------------------------------------
 def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: float = 0.2,
                     workers: int | None = None, progress: bool = True, *, min_face_size: int = 20,
@@ -260,7 +255,7 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
     policy : ``tight`` (paper), ``margin`` or ``center`` (see :func:`facelab.faces.crop_box`).
     size : side of the square crops in pixels.
     margin : fraction added on each side for ``policy="margin"``.
-    workers : processes; ``None`` = :func:`default_workers`.
+    workers : processes; ``None`` = :func:`facelab.parallel.default_workers` for torch work.
     progress : show a tqdm progress bar (images).
     chunk_size : images per unit of work (kept together for resumable, exact results;
         all images of a chunk are in memory at once).
@@ -275,9 +270,7 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
         raise InvalidInputError(f"{out}: the output folder must differ from the dataset folder")
     if int(size) < 1 or int(chunk_size) < 1 or int(batch_size) < 1:
         raise InvalidInputError("size, chunk_size and batch_size must be >= 1")
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise InvalidInputError(f"workers={workers}: must be >= 1")
+    workers = check_workers(workers, torch_work=True)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"policy": policy, "size": int(size), "margin": float(margin) if policy == "margin" else None,
                 "min_face_size": int(min_face_size) if policy != "center" else None,
@@ -337,7 +330,7 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
 
 def _run_pool(job: _Job, pending: list[list[str]], workers: int, record) -> None:
     """Chunks over a spawn-context process pool (fork after torch started threads can deadlock)."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cpus() // workers)
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(job, threads)) as pool:
@@ -356,4 +349,4 @@ def _run_pool(job: _Job, pending: list[list[str]], workers: int, record) -> None
         ) from exc
 
 
-__all__ = ["prepare_dataset", "PrepareReport", "SAVE_FORMATS", "default_workers"]
+__all__ = ["prepare_dataset", "PrepareReport", "SAVE_FORMATS"]
