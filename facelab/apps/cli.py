@@ -127,7 +127,7 @@ def cmd_detect(args) -> int:
     import json
     from pathlib import Path
 
-    from facelab.faces import annotate
+    from facelab.apps.annotate import annotate
     from facelab.data.io import load_image
 
     entries, failures, used_names = [], 0, set()
@@ -533,7 +533,8 @@ def _detect_size(text) -> int:
 
 
 def cmd_predict(args) -> int:
-    from facelab.inference.analyze import FaceAnalyzer, write_annotated
+    from facelab.apps.annotate import write_annotated
+    from facelab.inference.analyze import FaceAnalyzer
 
     analyzer = FaceAnalyzer(
         args.model, args.emotion_model, device=args.device, precision=args.precision, backend=args.backend,

@@ -23,7 +23,8 @@ def detection_step(out: Path) -> dict:
     import numpy as np
     from skimage import data
 
-    from facelab.faces import annotate, detect_faces
+    from facelab.apps.annotate import annotate
+    from facelab.faces import detect_faces
     from facelab.synth.scenes import render_scene
 
     out.mkdir(parents=True, exist_ok=True)
