@@ -58,20 +58,22 @@ def first_video_frame(name: str, content: bytes, *, max_pixels: int | None = Non
             frames.close()
 
 
+#: Error kind -> the headline the app shows, most specific first.
+_HEADLINES = (
+    (ImageTooLarge, "File too large"),
+    (UnsupportedFormatError, "Unsupported format"),
+    (ImageDecodeError, "Not a readable image"),
+    (VideoDecodeError, "Not a readable video"),
+    (CheckpointError, "Model could not be loaded"),
+    (FacelabError, "Cannot process this file"),
+)
+
+
 def error_headline(exc: BaseException) -> str:
     """A short, plain-language headline for an error shown in the app."""
-    if isinstance(exc, ImageTooLarge):
-        return "File too large"
-    if isinstance(exc, UnsupportedFormatError):
-        return "Unsupported format"
-    if isinstance(exc, ImageDecodeError):
-        return "Not a readable image"
-    if isinstance(exc, VideoDecodeError):
-        return "Not a readable video"
-    if isinstance(exc, CheckpointError):
-        return "Model could not be loaded"
-    if isinstance(exc, FacelabError):
-        return "Cannot process this file"
+    for kind, headline in _HEADLINES:
+        if isinstance(exc, kind):
+            return headline
     return f"Unexpected error ({type(exc).__name__}; please report it)"
 
 
