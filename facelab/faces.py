@@ -432,22 +432,6 @@ def _box_list(boxes, i: int) -> list:
     return [_check_box(b) if not isinstance(b, Face) else b.box for b in boxes]
 
 
-# --- drawing ---------------------------------------------------------------------------------------
-def annotate(image, faces: Sequence[Face], *, color=(255, 40, 40)):
-    """A PIL copy of ``image`` with each face's box, probability and landmarks drawn."""
-    from PIL import Image, ImageDraw
-
-    canvas = Image.fromarray(load_image(image))
-    draw = ImageDraw.Draw(canvas)
-    width = max(2, round(min(canvas.size) / 200))
-    for face in faces:
-        draw.rectangle(face.box, outline=color, width=width)
-        for x, y in face.landmarks:
-            draw.ellipse((x - width, y - width, x + width, y + width), fill=(40, 220, 40))
-        draw.text((face.box[0] + width + 1, face.box[1] + width + 1), f"{face.prob:.3f}", fill=(255, 255, 0))
-    return canvas
-
-
 def resize_crops(x, size: int):
     """Crops of another size -> ``size x size`` (bilinear, antialiased); same size: unchanged."""
     if x.ndim != 4 or x.shape[1] != 3:
@@ -471,5 +455,4 @@ __all__ = [
     "largest_face",
     "crop_box",
     "crop_faces",
-    "annotate",
 ]

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from facelab.apps.annotate import BOX_COLOUR, OUTLINE_COLOUR
 from facelab.apps.demo import DemoModels, FaceDemo, emotion_columns, face_label, faces_table
 from facelab.labels import EMOTIONS_8, RACES
 from facelab.synth import render_face, render_scene, sample_person
@@ -93,9 +94,10 @@ def test_real_image_then_broken_file_then_real_image(app, face_photo):
     assert app.upload.value == ()  # bytes released, the same file can be chosen again
     shown = output_png(app)
     assert shown.size == (640, 640)  # 256 px photo enlarged for display (2.5x)
-    # the box is drawn in red where the face is
+    # the box is drawn in the colour-blind-safe blue where the face is, with a dark outline
     arr = np.asarray(shown)
-    assert (arr[int(0.5 * 640), int(0.25 * 640) - 2:int(0.25 * 640) + 3] == (255, 48, 48)).all(axis=1).any()
+    assert (arr[int(0.5 * 640), int(0.25 * 640) - 2:int(0.25 * 640) + 3] == BOX_COLOUR).all(axis=1).any()
+    assert (arr[int(0.5 * 640), int(0.25 * 640) - 2:int(0.25 * 640) + 3] == OUTLINE_COLOUR).all(axis=1).any()
     html = output_html(app)
     assert "Happiness 70%, Neutral 12%, Fear 5%" in html  # emotion with its top-3 probabilities
     assert "35 y" in html and "Female 81%" in html and "Asian 60%" in html

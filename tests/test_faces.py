@@ -308,7 +308,12 @@ def test_crop_faces_input_forms(astronaut, astro_faces):
 
 
 def test_annotate_draws_on_a_copy(astronaut, astro_faces):
-    drawn = np.asarray(F.annotate(astronaut, astro_faces))
+    from facelab.apps.annotate import BOX_COLOUR, annotate
+
+    before = astronaut.copy()
+    drawn = np.asarray(annotate(astronaut, astro_faces))
     assert drawn.shape == astronaut.shape and (drawn != astronaut).any()
-    x1, y1 = (round(v) for v in astro_faces[0].box[:2])
-    assert tuple(drawn[y1 + 30, x1]) == (255, 40, 40)  # the box outline
+    assert np.array_equal(astronaut, before)  # the input is not drawn on
+    x1, y1, x2, y2 = (round(v) for v in astro_faces[0].box)
+    edge = drawn[y1 + 10:y2 - 10, max(x1 - 4, 0):x1 + 5].reshape(-1, 3)  # a strip across the left side
+    assert (edge == np.array(BOX_COLOUR)).all(axis=1).sum() >= 10  # the box outline

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from importlib.metadata import metadata
 from pathlib import Path
 
 from facelab.paths import REPO_ROOT
@@ -16,6 +17,8 @@ from facelab.paths import REPO_ROOT
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 SUMMARY_PREFIX = "FACELAB_SUMMARY "
 COLAB_BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
+# nbformat, nbclient and nbconvert (Jupyter, the course's tools) are imported by the functions that
+# read or run notebooks, so the badge helpers work without them.
 _BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 
 
@@ -26,8 +29,6 @@ def repository_url() -> str:
         match = re.search(r'^Repository\s*=\s*"([^"]+)"', pyproject.read_text(), re.M)
         if match:
             return match.group(1).rstrip("/")
-    from importlib.metadata import metadata
-
     for entry in metadata("facelab").get_all("Project-URL") or []:
         label, _, url = entry.partition(",")
         if label.strip().lower() == "repository":
@@ -54,7 +55,7 @@ def colab_install_source(repo_url: str | None = None) -> str:
         "# Installs facelab when this notebook runs on Google Colab; does nothing elsewhere.\n"
         "import subprocess, sys\n"
         "if 'google.colab' in sys.modules:\n"
-        f"    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'facelab @ git+{repo_url}'], check=True)"
+        f"    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'facelab[course] @ git+{repo_url}'], check=True)"
     )
 
 

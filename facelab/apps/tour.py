@@ -15,16 +15,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from facelab.apps.annotate import annotate
+from facelab.apps.notebooks import execute_notebook
+from facelab.faces import detect_faces
 from facelab.paths import REPO_ROOT
+from facelab.synth.scenes import render_scene
 
 
 def detection_step(out: Path) -> dict:
     """Detect faces on a real photo and on a face-world scene; write annotated copies."""
-    import numpy as np
-    from skimage import data
-
-    from facelab.faces import annotate, detect_faces
-    from facelab.synth.scenes import render_scene
+    from skimage import data  # scikit-image: one of the course's tools, only for its sample photo
 
     out.mkdir(parents=True, exist_ok=True)
     scene = render_scene(np.random.default_rng(0), n_faces=4)
@@ -40,8 +42,6 @@ def detection_step(out: Path) -> dict:
 
 def notebook_step(out: Path, notebooks_dir: Path) -> list[dict]:
     """Execute every numbered notebook headless; return one summary row per notebook."""
-    from facelab.apps.notebooks import execute_notebook
-
     rows = []
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         t0 = time.perf_counter()

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import StandardScaler
 
 from facelab.errors import InvalidInputError
+
+# matplotlib, seaborn and umap-learn (the course's plotting tools) are imported by the functions
+# that draw, so importing this module stays light.
 
 #: Columns of a training history that are not curves.
 _NOT_CURVES = {"task", "stage", "epoch", "images", "finished", "seconds"}
@@ -236,8 +240,7 @@ def umap_embedding(features, *, n_neighbors: int = 10, min_dist: float = 0.1, me
     scaled to zero mean, unit variance first (sklearn's StandardScaler), so no single
     dimension dominates the distances.  umap-learn compiles its numba code on first use
     (several seconds once per process)."""
-    import umap
-    from sklearn.preprocessing import StandardScaler
+    import umap  # umap-learn: slow to import (numba)
 
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2 or len(x) < 3:

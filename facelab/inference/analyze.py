@@ -40,7 +40,6 @@ from facelab.data.frames import iter_frames
 from facelab.data.io import load_image
 from facelab.errors import InvalidInputError
 from facelab.faces import check_detect_size, crop_faces, detect_faces
-from facelab.inference.annotate import annotate_rows, write_annotated  # noqa: F401 - re-exported
 from facelab.inference.inputs import InputItem, expand_inputs, short_error
 from facelab.inference.rows import (
     STATUS_FAILED, STATUS_NO_FACE, STATUS_OK, VALUE_HEADS, frame_columns, head_values, rows_frame, summarize_tracks,
@@ -474,6 +473,4 @@ __all__ = [
     "STATUS_NO_FACE",
     "STATUS_FAILED",
     "FaceAnalyzer",
-    "annotate_rows",
-    "write_annotated",
 ]
