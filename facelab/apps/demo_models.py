@@ -154,10 +154,18 @@ def course_checkpoints(cache_dir) -> list[Path]:
     """The checkpoints that together make the network of Fig. 1 (age, gender, race and
     emotion): one file with all four heads, or the newest attribute checkpoint plus the
     newest emotion checkpoint -- preferring networks with all 8 AffectNet emotions over
-    7-class ones (notebook 04 trains both).  Empty when the cache does not hold both."""
+    7-class ones, the course's plain cross-entropy network over the eq. (2) one and tight crops over
+    others (notebook 04 trains all of them and explains why).  Empty when the cache does not hold both."""
     found = find_checkpoints(cache_dir)
-    # stable sort: 8-class emotion networks first, newest first within each group
-    found["emotion"].sort(key=lambda p: read_checkpoint_config(p)["heads"]["emotion"] != len(EMOTIONS_8))
+
+    def preference(path):
+        config = read_checkpoint_config(path)
+        extra = config.get("extra", {})
+        settings = extra.get("recipe", extra.get("training", {}))
+        crop = settings.get("crop", config.get("preprocessing", {}).get("crop", "tight"))
+        return config["heads"]["emotion"] != len(EMOTIONS_8), bool(settings.get("weighted")), crop != "tight"
+
+    found["emotion"].sort(key=preference)  # stable: newest first within each group
     both = [p for p in found["attributes"] if p in found["emotion"]]
     if both:
         return [both[0]]
