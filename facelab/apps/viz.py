@@ -202,9 +202,10 @@ def _as_hwc_uint8(image) -> np.ndarray:
     return arr
 
 
-def face_grid(images, titles=None, *, ncols: int = 8, size: float = 1.4, title: str | None = None):
+def face_grid(images, titles=None, *, ncols: int = 8, size: float = 1.4, title: str | None = None,
+              fontsize: float = 8):
     """A grid of face crops (RGB): a list of H x W x 3 arrays or an (N, 3, S, S) tensor.
-    ``titles``: one short string per face (e.g. the emotion).  Returns the Figure; unused
+    ``titles``: one short string per face (e.g. the emotion), in ``fontsize`` points.  Returns the Figure; unused
     cells of the last row are switched off."""
     import matplotlib.pyplot as plt
 
@@ -223,7 +224,7 @@ def face_grid(images, titles=None, *, ncols: int = 8, size: float = 1.4, title: 
         if i < len(faces):
             ax.imshow(faces[i])
             if titles is not None:
-                ax.set_title(str(titles[i]), fontsize=8)
+                ax.set_title(str(titles[i]), fontsize=fontsize)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -256,12 +257,25 @@ def umap_embedding(features, *, n_neighbors: int = 10, min_dist: float = 0.1, me
     return reducer.fit_transform(x)
 
 
-def umap_scatter(embedding, labels, *, label_names=None, ax=None, title: str | None = None, palette: str = "tab10",
-                 s: float = 14, legend: bool = True, figsize=(5, 4.5)):
+#: Marker shapes cycled through when there are more classes than colours, so that every class
+#: keeps its own (colour, marker) pair.
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def umap_scatter(embedding, labels, *, label_names=None, ax=None, title: str | None = None,
+                 palette: str = "colorblind", s: float = 14, legend: bool = True, annotate: bool = False,
+                 fontsize: float = 9, figsize=(5, 4.5)):
     """Scatter a 2-D embedding (N, 2) coloured by ``labels`` (N class indices or names; a
     person or an emotion).  One point collection per class, so the legend names each class.
-    ``label_names`` maps an index to its name.  Returns the Axes."""
-    import matplotlib.pyplot as plt
+    ``label_names`` maps an index to its name.  Returns the Axes.
+
+    Colours come from the colour-blind-safe seaborn palette ``palette`` (10 colours); with
+    more classes than colours the marker shape changes too, so every class keeps its own
+    (colour, marker) pair.  ``annotate=True`` writes each class name at the median of its
+    points (readable without telling colours apart; useful for many classes, with
+    ``legend=False``).  Legend and annotations use ``fontsize`` points."""
+    import matplotlib.patheffects as pe
+    import seaborn as sns
 
     points = np.asarray(embedding, dtype=np.float64)
     labels = np.asarray(labels)
@@ -274,18 +288,23 @@ def umap_scatter(embedding, labels, *, label_names=None, ax=None, title: str | N
     if all(isinstance(c, (int, np.integer)) for c in classes):
         classes = sorted(classes)
     n = len(classes)
-    cmap = plt.get_cmap(palette if n <= 10 else "tab20")
+    colours = sns.color_palette(palette)
     for i, c in enumerate(classes):
         mask = labels == c
         name = label_names[c] if label_names is not None else c
-        ax.scatter(points[mask, 0], points[mask, 1], s=s, color=cmap(i % cmap.N), label=str(name), alpha=0.85,
+        ax.scatter(points[mask, 0], points[mask, 1], s=s, color=colours[i % len(colours)],
+                   marker=_MARKERS[(i // len(colours)) % len(_MARKERS)], label=str(name), alpha=0.85,
                    edgecolors="none")
+        if annotate:
+            x, y = np.median(points[mask], axis=0)
+            ax.annotate(str(name), (x, y), ha="center", va="center", fontsize=fontsize, weight="bold",
+                        path_effects=[pe.withStroke(linewidth=3, foreground="white")])
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize=7, markerscale=1.2, loc="best", frameon=True, ncol=1 if n <= 8 else 2)
+        ax.legend(fontsize=fontsize, markerscale=1.5, loc="best", frameon=True, ncol=1 if n <= 8 else 2)
     return ax
 
 
