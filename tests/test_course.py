@@ -163,6 +163,24 @@ def test_emotion_recipe_trains_once_and_names_its_classes(calls):
     assert calls["emotion"] == 2 and "_7cls_ce_" in plain.course_name and plain.head_sizes["emotion"] == 7
 
 
+def test_emotion_runs_differ_by_run_seed_and_identity_crop_with_their_own_names(calls, monkeypatch):
+    seeds = []
+    real = course.train_emotion
+    monkeypatch.setattr(course, "train_emotion", lambda *a, **k: seeds.append(k["seed"]) or real(*a, **k))
+    kw = dict(epochs=(1, 0), identity_epochs=(1, 0), weighted=False)
+    base = course.emotion_model(**small(**kw))
+    same = course.emotion_model(**small(**kw, run_seed=0, identity_crop="center"))  # the defaults spelt out
+    assert same.course_name == base.course_name and seeds == [0]
+    other = course.emotion_model(**small(**kw, run_seed=1))
+    assert other.course_name != base.course_name and seeds == [0, 1]
+    assert calls["identity"] == 1  # same identity network (seed 0) for both runs
+    recipe = read_checkpoint_config(course.recipe_path(other.course_name))["extra"]["recipe"]
+    assert recipe["run_seed"] == 1 and recipe["seed"] == 0 and "identity_crop" not in recipe
+    # fine-tuned on tight crops, starting from the identity network of centre crops
+    crossed = course.emotion_model(**dict(small(**kw), crop="tight", identity_crop="center"))
+    assert calls["identity"] == 1 and "_tight_" in crossed.course_name
+
+
 def test_bad_arguments_are_named():
     from facelab.errors import CheckpointError, InvalidInputError
 

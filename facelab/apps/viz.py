@@ -134,6 +134,7 @@ def training_curves(history, metrics=None, *, labels=None, axes=None, title: str
     where a stage starts (stage A: head only, stage B: all weights).  Returns the Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     runs = dict(history) if isinstance(history, dict) else {labels or "": history}
     if not runs:
@@ -166,10 +167,11 @@ def training_curves(history, metrics=None, *, labels=None, axes=None, title: str
                 label = f"{run}: {col}" if run else col
                 ax.plot(x, frame[col].to_numpy(dtype=float), marker="o", ms=3, label=label)
         _mark_stages(ax, first)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch (all stages)")
         ax.set_ylabel("loss" if columns is loss_cols else "metric")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

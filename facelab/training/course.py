@@ -321,7 +321,8 @@ def attribute_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_
 def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighted: bool = True,
                   img_size: int = COURSE_IMG_SIZE, epochs=EMOTION_EPOCHS, crop: str = "tight", seed: int = 0,
                   progress: bool = True, *, identity_epochs=IDENTITY_EPOCHS, batch_size: int = 64,
-                  lr=EMOTION_LR, retrain: bool = False) -> MultiTaskNet:
+                  lr=EMOTION_LR, run_seed: int | None = None, identity_crop: str | None = None,
+                  retrain: bool = False) -> MultiTaskNet:
     """Emotion fine-tuning of the identity network (paper: AffectNet, C_e = 8 or 7), cached.
 
     Starts from :func:`identity_model`; a new emotion head with ``num_classes`` outputs.
@@ -329,12 +330,23 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
     (``epochs[1]``): all weights, ``lr[1]``.  Loss: the class-weighted cross-entropy of
     eq. (2) (``weighted=False``: plain cross-entropy).  Trained on the imbalanced ``train``
     split of the AffectNet-like set; its balanced ``val`` split is left for evaluation.
+
+    ``run_seed``: the seed of the fine-tuning alone (the new head's weights and the batch
+    order); the identity network and the face world keep ``seed``, so runs that differ only
+    in ``run_seed`` start from the same weights and see the same faces (None: ``seed``).
+    ``identity_crop``: the crop policy of the identity network it starts from (None: ``crop``),
+    so that emotion networks fine-tuned on different crops can start from the same weights.
+    Either one, when it differs from the default, gives the recipe its own cache name.
     """
     if num_classes not in (7, 8):
         raise InvalidInputError(f"emotion_model: num_classes must be 8 or 7 (without Contempt), got {num_classes}")
     settings = {"epochs": [int(e) for e in epochs], "identity_epochs": [int(e) for e in identity_epochs],
                 "num_classes": int(num_classes), "weighted": bool(weighted), "batch_size": int(batch_size),
                 "lr": [float(v) for v in lr], "data": _data_tag("vggface2", "train", "affectnet", "train")}
+    if run_seed is not None and int(run_seed) != int(seed):  # only when set: older cached recipes stay valid
+        settings["run_seed"] = int(run_seed)
+    if identity_crop is not None and identity_crop != crop:
+        settings["identity_crop"] = str(identity_crop)
     defaults = {"epochs": list(EMOTION_EPOCHS), "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
                 "lr": list(EMOTION_LR), "num_classes": settings["num_classes"], "weighted": settings["weighted"],
                 "data": settings["data"]}
@@ -342,10 +354,11 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
     name, recipe = _recipe("emotion", backbone, img_size, crop, seed, settings, defaults, tags=tags)
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
-    model = identity_model(backbone, img_size, identity_epochs, crop, seed, progress)
+    model = identity_model(backbone, img_size, identity_epochs, settings.get("identity_crop", crop), seed, progress)
     train_set = affectnet_data("train", num_classes, img_size, crop, seed, progress)
     history = train_emotion(model, train_set, weighted=weighted, epochs=settings["epochs"], img_size=img_size,
-                            batch_size=batch_size, lr=tuple(settings["lr"]), crop=crop, seed=seed, progress=progress)
+                            batch_size=batch_size, lr=tuple(settings["lr"]), crop=crop,
+                            seed=settings.get("run_seed", seed), progress=progress)
     return _save(model, name, recipe, history)
 
 
