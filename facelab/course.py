@@ -261,7 +261,8 @@ def _stage_lr(lr, pretrained: bool):
 
 def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_SIZE, epochs=IDENTITY_EPOCHS,
                    crop: str = "tight", seed: int = 0, progress: bool = True, *, batch_size: int = 64,
-                   lr=None, pretrained: bool = False, retrain: bool = False) -> MultiTaskNet:
+                   lr=None, pretrained: bool = False, sam_b: bool = False, val_curve: bool = False,
+                   retrain: bool = False) -> MultiTaskNet:
     """Identity pre-training (the paper's VGGFace2 step; here the VGGFace2-like face world),
     loaded from the cache when present, else trained now and saved.
 
@@ -272,20 +273,44 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
     weights stage B needs a larger step, ``IDENTITY_LR = (1e-3, 2e-3)`` (measured: with 1e-4
     the network had learnt next to nothing after 8 epochs).  ``crop``: crop policy of the faces
     (:func:`face_crops`).  ``retrain=True`` ignores the cache.
+
+    ``sam_b=True``: SAM around Adam in stage B too (the paper trains stage B "the same way"; each
+    step then costs two gradients).  ``val_curve=True``: after every epoch, the LFW protocol
+    (:func:`facelab.evaluate.evaluate_identity`) on the people of the VGGFace2-like ``test``
+    split -- people never trained on, and not the LFW-like test people -- is added to the
+    history as ``val_unseen_acc`` (evaluation only: the weights are those of the same recipe
+    without it).  Both are part of the cache name when on; the default recipe is unchanged.
     """
     epochs = [int(e) for e in epochs]
     settings = {"epochs": epochs, "batch_size": int(batch_size), "lr": _stage_lr(lr, pretrained),
                 "pretrained": bool(pretrained), "data": _data_tag("vggface2", "train")}
     defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": _stage_lr(None, pretrained),
                 "pretrained": False, "data": _data_tag("vggface2", "train")}
+    if sam_b:  # only when on, so that the default recipe (and its cache name) stays as it was
+        settings["sam"] = [True, True]
+    if val_curve:
+        settings["val_curve"] = "vggface2/test lfw-protocol"
     name, recipe = _recipe("identity", backbone, img_size, crop, seed, settings, defaults)
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
     train_set = identity_data(img_size, crop, seed, progress)
+    callback, curve = None, []
+    if val_curve:
+        from .evaluate import evaluate_identity
+        from .train import preload
+
+        val_faces = preload(read_vggface2(face_crops("vggface2", crop, img_size, seed, progress=progress), "test"),
+                            img_size, progress=False)
+
+        def callback(row):  # noqa: F811 - after every epoch; eval mode only, no random numbers drawn
+            curve.append(evaluate_identity(model, val_faces, n_splits=10, seed=seed)["accuracy"])
     torch.manual_seed(seed)  # the new network's random weights
     model = MultiTaskNet(backbone, pretrained=pretrained)
     history = train_identity(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size,
-                             lr=tuple(settings["lr"]), crop=crop, seed=seed, progress=progress)
+                             lr=tuple(settings["lr"]), sam=(True, bool(sam_b)), crop=crop, seed=seed,
+                             callback=callback, progress=progress)
+    if val_curve:
+        history["val_unseen_acc"] = curve
     return _save(model, name, recipe, history)
 
 
