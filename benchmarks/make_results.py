@@ -48,7 +48,22 @@ def render_video(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"video": render_video}
+def render_notebooks(r: dict) -> str:
+    start = "empty caches (every notebook trains or draws what it needs)" if r["caches_empty_at_start"] else \
+        "caches filled by an earlier run"
+    lines = [f"`benchmarks/bench_notebooks.py`: the series executed in order, each notebook in a fresh kernel, "
+             f"from {start}. Machine: {r['machine']}.", "",
+             f"| notebook | wall | kernel CPU | within {r['budget_s'] // 60} min |", "|---|---|---|---|"]
+    for n in r["notebooks"]:
+        lines.append(f"| {n['notebook']} | {n['wall_s']:.0f} s | {n['kernel_cpu_s']:.0f} s | "
+                     f"{'yes' if n['wall_s'] <= r['budget_s'] else '**no**'} |")
+    within = "yes" if r["total_wall_s"] <= r["series_budget_s"] else "**no**"
+    lines.append(f"| the series | **{r['total_wall_s'] / 60:.1f} min** | – | within "
+                 f"{r['series_budget_s'] // 60} min: {within} |")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"video": render_video, "notebooks": render_notebooks}
 
 
 def render_all() -> dict[str, str]:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from facelab.errors import InvalidInputError
-from facelab.labels import MIN_AGE
+from facelab.labels import MIN_AGE, NUM_AGE_CLASSES
 
 
 def class_weights(class_counts) -> torch.Tensor:
@@ -92,4 +92,25 @@ def age_expectation(probs: torch.Tensor, top_l: int = 3) -> torch.Tensor:
     return ages[0] if single else ages
 
 
-__all__ = ["class_weights", "class_weighted_cross_entropy", "age_expectation"]
+def soft_age_targets(ages, sigma: float, num_classes: int = NUM_AGE_CLASSES) -> torch.Tensor:
+    """Soft (Gaussian) age labels for training an age classifier with cross-entropy.
+
+    Row i is a normal curve over the age classes (class k = age k + 1 years), centred on
+    ``ages[i]`` with standard deviation ``sigma`` years and normalised to sum to 1, so that
+    guessing a neighbouring age costs less than guessing a distant one.  ``sigma=0`` gives
+    the usual one-hot labels.  Use with ``F.cross_entropy(logits, targets)`` (probability targets).
+
+    >>> soft_age_targets([30], 0.0).argmax(1).tolist()
+    [29]
+    """
+    if sigma < 0:
+        raise InvalidInputError(f"sigma must be >= 0 years, got {sigma}")
+    ages = torch.as_tensor(np.asarray(ages), dtype=torch.float32).clamp(MIN_AGE, MIN_AGE + num_classes - 1)
+    classes = torch.arange(num_classes, dtype=torch.float32) + MIN_AGE
+    if sigma == 0:
+        return (classes[None] == ages.round()[:, None]).float()
+    density = torch.exp(-0.5 * ((classes[None] - ages[:, None]) / float(sigma)) ** 2)
+    return density / density.sum(dim=1, keepdim=True)
+
+
+__all__ = ["class_weights", "class_weighted_cross_entropy", "age_expectation", "soft_age_targets"]

@@ -40,18 +40,21 @@ import os
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from facelab.checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
+from facelab.data.prepare import prepare_dataset
+from facelab.data.tensors import preload
 from facelab.errors import CheckpointError, InvalidInputError
 from facelab.labels import FACE_WORLD
 from facelab.models import MultiTaskNet
 from facelab.paths import cache_dir, models_dir
-from facelab.synth.writers import dataset_version
+from facelab.synth.writers import NOTEBOOK_DEFAULTS, dataset_version, ensure_dataset
+from facelab.training.evaluate import evaluate_identity
 from facelab.training.train import train_attributes, train_emotion, train_identity
-
 #: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
 RECIPE_VERSION = 1
 #: The course's backbone (see the module docstring for why not the paper's mobilenetv1_100).
@@ -96,8 +99,6 @@ def crops_dir() -> Path:
 # Face crops of the built-in datasets
 # =====================================================================================
 def _dataset_folder(name: str, seed: int, progress: bool, data_kw: dict | None) -> Path:
-    from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
-
     if name not in NOTEBOOK_DEFAULTS:
         raise InvalidInputError(f"face_crops: unknown dataset {name!r}; choose one of {', '.join(NOTEBOOK_DEFAULTS)}")
     kw = {**NOTEBOOK_DEFAULTS[name], **(data_kw or {})}
@@ -117,8 +118,6 @@ def face_crops(name: str, policy: str = "tight", size: int = COURSE_IMG_SIZE, se
     dropped silently: they are listed in ``<folder>/failures.csv``.  ``data_kw`` changes the
     generated dataset (e.g. ``{"n": 20}``); ``min_face_size`` is MTCNN's smallest face.
     """
-    from facelab.data.prepare import prepare_dataset
-
     source = _dataset_folder(name, seed, progress, data_kw)
     out = crops_dir() / f"{source.name}-{policy}-{int(size)}px"
     if policy != "center" and int(min_face_size) != 20:
@@ -140,8 +139,6 @@ def crop_failures(folder) -> pd.DataFrame:
 def utkface_split(dataset, train_fraction: float = UTK_TRAIN_FRACTION, seed: int = 0):
     """Split a UTKFace-style dataset (one person per photo) into (train, test) subsets with a
     seeded random order; the attribute recipe trains on ``train`` only."""
-    import numpy as np
-
     if not 0 < train_fraction < 1:
         raise InvalidInputError(f"train_fraction must be between 0 and 1, got {train_fraction}")
     order = np.random.default_rng([int(seed), 3]).permutation(len(dataset))
@@ -261,7 +258,8 @@ def _stage_lr(lr, pretrained: bool):
 
 def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_SIZE, epochs=IDENTITY_EPOCHS,
                    crop: str = "tight", seed: int = 0, progress: bool = True, *, batch_size: int = 64,
-                   lr=None, pretrained: bool = False, retrain: bool = False) -> MultiTaskNet:
+                   lr=None, pretrained: bool = False, sam_b: bool = False, val_curve: bool = False,
+                   retrain: bool = False) -> MultiTaskNet:
     """Identity pre-training (the paper's VGGFace2 step; here the VGGFace2-like face world),
     loaded from the cache when present, else trained now and saved.
 
@@ -272,20 +270,44 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
     weights stage B needs a larger step, ``IDENTITY_LR = (1e-3, 2e-3)`` (measured: with 1e-4
     the network had learnt next to nothing after 8 epochs).  ``crop``: crop policy of the faces
     (:func:`face_crops`).  ``retrain=True`` ignores the cache.
+
+    ``sam_b=True``: SAM around Adam in stage B too (the paper trains stage B "the same way"; each
+    step then costs two gradients).  ``val_curve=True``: after every epoch, the LFW protocol
+    (:func:`facelab.training.evaluate.evaluate_identity`) on the people of the VGGFace2-like ``test``
+    split -- people never trained on, and not the LFW-like test people -- is added to the
+    history as ``val_unseen_acc`` (evaluation only: the weights are those of the same recipe
+    without it).  Both are part of the cache name when on; the default recipe is unchanged.
     """
     epochs = [int(e) for e in epochs]
     settings = {"epochs": epochs, "batch_size": int(batch_size), "lr": _stage_lr(lr, pretrained),
                 "pretrained": bool(pretrained), "data": _data_tag("vggface2", "train")}
     defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": _stage_lr(None, pretrained),
                 "pretrained": False, "data": _data_tag("vggface2", "train")}
+    if sam_b:  # only when on, so that the default recipe (and its cache name) stays as it was
+        settings["sam"] = [True, True]
+    if val_curve:
+        settings["val_curve"] = "vggface2/test lfw-protocol"
     name, recipe = _recipe("identity", backbone, img_size, crop, seed, settings, defaults)
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
     train_set = identity_data(img_size, crop, seed, progress)
+    curve = []
+    callback = None
+    if val_curve:
+        val_faces = preload(read_vggface2(face_crops("vggface2", crop, img_size, seed, progress=progress), "test"),
+                            img_size, progress=False)
+
+        def record_curve(row):  # after every epoch; eval mode only, no random numbers drawn
+            curve.append(evaluate_identity(model, val_faces, n_splits=10, seed=seed)["accuracy"])
+
+        callback = record_curve
     torch.manual_seed(seed)  # the new network's random weights
     model = MultiTaskNet(backbone, pretrained=pretrained)
     history = train_identity(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size,
-                             lr=tuple(settings["lr"]), crop=crop, seed=seed, progress=progress)
+                             lr=tuple(settings["lr"]), sam=(True, bool(sam_b)), crop=crop, seed=seed,
+                             callback=callback, progress=progress)
+    if val_curve:
+        history["val_unseen_acc"] = curve
     return _save(model, name, recipe, history)
 
 
