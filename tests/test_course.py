@@ -77,11 +77,9 @@ def test_recipe_names_are_fixed_and_differ_per_setting():
 
 
 def test_face_crops_are_made_once_in_the_dataset_layout(monkeypatch):
-    import facelab.data.prepare
-
     prepared = []
-    real = facelab.data.prepare.prepare_dataset
-    monkeypatch.setattr(facelab.data.prepare, "prepare_dataset", lambda *a, **k: prepared.append(k) or real(*a, **k))
+    real = course.prepare_dataset
+    monkeypatch.setattr(course, "prepare_dataset", lambda *a, **k: prepared.append(k) or real(*a, **k))
     tight = course.face_crops("lfw", "tight", PX, progress=False)
     center = course.face_crops("lfw", "center", PX, progress=False)
     assert tight != center and len(prepared) == 2
