@@ -29,8 +29,10 @@ BUDGET_S, SERIES_BUDGET_S = 180, 900
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
+    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()] or ["no bf16 flag"]
     threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
-    return f"{cpu}, {os.cpu_count()} cores, torch threads: {threads}"
+    return f"{cpu} ({', '.join(bf16)}), {os.cpu_count()} cores, torch threads: {threads}"
 
 
 def children_cpu_s() -> float:
