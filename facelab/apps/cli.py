@@ -67,6 +67,20 @@ def _detect_size(text) -> int:
 
 
 # --- sub-commands ---------------------------------------------------------------
+#: The longer description of each command whose --help explains more than its one-line help.
+DESCRIPTIONS = {
+    "detect": ("One result per input: its faces (box x1 y1 x2 y2 in pixels, probability, 5 landmarks) "
+               "or its error. Bad inputs never stop the batch; exit code 2 if any input failed."),
+    "prepare": ("Writes the largest face of ROOT/<path> to CROPS/<path> (same names; other files copied), "
+                "lists unreadable images and images without a face in CROPS/failures.csv. Resumable: run "
+                "it again after an interruption. Exit code 2 if any image failed."),
+    "predict": ("One row per face (per frame for videos); an input without a face or that fails to load "
+                "still gets one row, with its status. Exit code 2 if any input failed."),
+    "download": ("Files go to $FACELAB_HOME/zoo/downloads (default ~/.cache/facelab). FACELAB_ZOO_MIRROR "
+                 "(a folder or an http(s) URL) replaces their origin. Exit code 2 if any download failed."),
+}
+
+
 def add_tour(sub) -> None:
     p = sub.add_parser("tour", help="run the teaching pipeline on the built-in face world")
     p.add_argument("--out", default="build/tour", help="output folder (default: build/tour)")
@@ -90,11 +104,8 @@ def add_synth(sub) -> None:
 
 
 def add_detect(sub) -> None:
-    p = sub.add_parser(
-        "detect", help="find faces (MTCNN) in images and folders of images",
-        description="One result per input: its faces (box x1 y1 x2 y2 in pixels, probability, 5 landmarks) "
-                    "or its error. Bad inputs never stop the batch; exit code 2 if any input failed.",
-    )
+    p = sub.add_parser("detect", description=DESCRIPTIONS["detect"],
+                       help="find faces (MTCNN) in images and folders of images")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list, one object per input)")
     p.add_argument("--annotate", metavar="DIR", help="also write copies with boxes and probabilities drawn")
@@ -108,12 +119,8 @@ def add_detect(sub) -> None:
 
 
 def add_prepare(sub) -> None:
-    p = sub.add_parser(
-        "prepare", help="detect and crop a whole image dataset once, in the same folder layout",
-        description="Writes the largest face of ROOT/<path> to CROPS/<path> (same names; other files copied), "
-                    "lists unreadable images and images without a face in CROPS/failures.csv. Resumable: run "
-                    "it again after an interruption. Exit code 2 if any image failed.",
-    )
+    p = sub.add_parser("prepare", description=DESCRIPTIONS["prepare"],
+                       help="detect and crop a whole image dataset once, in the same folder layout")
     p.add_argument("root", metavar="ROOT", help="dataset folder")
     p.add_argument("--out", required=True, metavar="CROPS", help="output folder (created)")
     p.add_argument("--policy", choices=("tight", "margin", "center"), default="tight",
@@ -166,11 +173,8 @@ def add_evaluate(sub) -> None:
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser(
-        "predict", help="emotion / age / gender / race of every face in images, folders and videos",
-        description="One row per face (per frame for videos); an input without a face or that fails to load "
-                    "still gets one row, with its status. Exit code 2 if any input failed.",
-    )
+    p = sub.add_parser("predict", description=DESCRIPTIONS["predict"],
+                       help="emotion / age / gender / race of every face in images, folders and videos")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders of images, video files")
     p.add_argument("--model", required=True,
                    help="checkpoint (.safetensors; .onnx with --backend onnx) or a model-zoo name such as "
@@ -261,11 +265,8 @@ def add_video_classify(sub) -> None:
 
 
 def add_download(sub) -> None:
-    p = sub.add_parser(
-        "download", help="download the paper's published networks (model zoo) and check their sha256",
-        description="Files go to $FACELAB_HOME/zoo/downloads (default ~/.cache/facelab). FACELAB_ZOO_MIRROR "
-                    "(a folder or an http(s) URL) replaces their origin. Exit code 2 if any download failed.",
-    )
+    p = sub.add_parser("download", description=DESCRIPTIONS["download"],
+                       help="download the paper's published networks (model zoo) and check their sha256")
     p.add_argument("names", nargs="*", metavar="NAME", help="zoo models to download (see --list)")
     p.add_argument("--all", action="store_true", help="every model facelab can load (others are skipped)")
     p.add_argument("--list", action="store_true", help="list the models: tasks, architecture, size, cached")
