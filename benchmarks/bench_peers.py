@@ -388,17 +388,12 @@ def agreement(ref: np.ndarray, got: np.ndarray, tol: float) -> dict:
             "largest_ref_margin_among_disagreeing": float((top2[:, 1] - top2[:, 0])[~same].max()) if (~same).any() else 0.0}
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(truth, found, min_iou: float = IOU_MATCH) -> list:
     """Greedy one-to-one matching: ``[(truth index, found index), ...]`` with IoU >= min_iou."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True)
+    from facelab.inference.tracking import box_iou  # facelab loads after the thread settings, like the rest here
+
+    ious = box_iou(truth, found)
+    pairs = sorted(((float(ious[i, j]), i, j) for i in range(len(truth)) for j in range(len(found))), reverse=True)
     used_t, used_f, out = set(), set(), []
     for v, i, j in pairs:
         if v >= min_iou and i not in used_t and j not in used_f:
