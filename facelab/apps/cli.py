@@ -29,9 +29,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _runs(parser, module: str, function: str) -> None:
-    """The sub-command runs ``facelab.apps.commands.<module>.<function>(args)``."""
+def _command(sub, name: str, runs: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's word
+    """Add sub-command ``name``, run by ``facelab.apps.commands.<runs>(args)`` (``runs`` = "module.function").
+
+    Its ``--help`` text is the one-line ``help`` followed by its longer entry in DESCRIPTIONS, if any."""
+    module, function = runs.split(".")
+    parser = sub.add_parser(name, help=help, description=DESCRIPTIONS.get(name))
     parser.set_defaults(run=(module, function))
+    return parser
 
 
 # --- argument types -------------------------------------------------------------
@@ -81,14 +86,28 @@ DESCRIPTIONS = {
 }
 
 
+def _detector_options(p) -> None:
+    """The face detector's knobs, the same for `detect` and `predict`."""
+    p.add_argument("--min-face-size", type=_int_at_least(12), default=20,
+                   help="MTCNN: smallest face side in pixels (default 20)")
+    p.add_argument("--threshold", type=_probability, default=0.9,
+                   help="MTCNN: keep faces with probability >= T (default 0.9)")
+
+
+def _task_and_data(p, layouts: str) -> None:
+    """`train` and `evaluate`: the task, and the dataset folder it reads."""
+    p.add_argument("task", choices=TRAIN_TASKS)
+    p.add_argument("--data", required=True, help=f"dataset root ({layouts} layout)")
+
+
 def add_tour(sub) -> None:
-    p = sub.add_parser("tour", help="run the teaching pipeline on the built-in face world")
+    p = _command(sub, "tour", "train.cmd_tour", help="run the teaching pipeline on the built-in face world")
     p.add_argument("--out", default="build/tour", help="output folder (default: build/tour)")
-    _runs(p, "train", "cmd_tour")
 
 
 def add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="write a synthetic face dataset in a real dataset's on-disk format")
+    p = _command(sub, "synth", "train.cmd_synth",
+                 help="write a synthetic face dataset in a real dataset's on-disk format")
     p.add_argument("name", nargs="?", choices=DATASETS, metavar="DATASET",
                    help="one of " + ", ".join(DATASETS))
     p.add_argument("root", nargs="?", metavar="ROOT", help="output folder")
@@ -100,27 +119,22 @@ def add_synth(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--preview", metavar="OUT.png", help="draw a contact sheet (rows: emotions; "
                                                           "columns: people and ages)")
-    _runs(p, "train", "cmd_synth")
 
 
 def add_detect(sub) -> None:
-    p = sub.add_parser("detect", description=DESCRIPTIONS["detect"],
-                       help="find faces (MTCNN) in images and folders of images")
+    p = _command(sub, "detect", "detect_predict.cmd_detect",
+                 help="find faces (MTCNN) in images and folders of images")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list, one object per input)")
     p.add_argument("--annotate", metavar="DIR", help="also write copies with boxes and probabilities drawn")
-    p.add_argument("--min-face-size", type=_int_at_least(12), default=20,
-                   help="smallest face side in pixels (default 20)")
-    p.add_argument("--threshold", type=_probability, default=0.9,
-                   help="keep faces with probability >= T (default 0.9)")
+    _detector_options(p)
     p.add_argument("--batch-size", type=_int_at_least(1), default=32,
                    help="images read and detected together (default 32)")
-    _runs(p, "detect_predict", "cmd_detect")
 
 
 def add_prepare(sub) -> None:
-    p = sub.add_parser("prepare", description=DESCRIPTIONS["prepare"],
-                       help="detect and crop a whole image dataset once, in the same folder layout")
+    p = _command(sub, "prepare", "train.cmd_prepare",
+                 help="detect and crop a whole image dataset once, in the same folder layout")
     p.add_argument("root", metavar="ROOT", help="dataset folder")
     p.add_argument("--out", required=True, metavar="CROPS", help="output folder (created)")
     p.add_argument("--policy", choices=("tight", "margin", "center"), default="tight",
@@ -129,17 +143,15 @@ def add_prepare(sub) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="--policy margin: fraction added per side (0.2)")
     p.add_argument("--workers", type=_int_at_least(1), default=None,
                    help="processes (default: 1 below 8 CPU cores, else min(4, cores / 2))")
-    p.add_argument("--min-face-size", type=_int_at_least(12), default=20, help="MTCNN: smallest face (20 px)")
-    p.add_argument("--threshold", type=_probability, default=0.9, help="MTCNN: keep faces with prob >= T")
+    _detector_options(p)
     p.add_argument("--retry-failed", action="store_true", help="retry images listed in an earlier failures.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _runs(p, "train", "cmd_prepare")
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train identity / attribute / emotion heads in the paper's stages")
-    p.add_argument("task", choices=TRAIN_TASKS)
-    p.add_argument("--data", required=True, help="dataset root (VGGFace2 / UTKFace / AffectNet layout)")
+    p = _command(sub, "train", "train.cmd_train",
+                 help="train identity / attribute / emotion heads in the paper's stages")
+    _task_and_data(p, "VGGFace2 / UTKFace / AffectNet")
     p.add_argument("--out", required=True, help="checkpoint to write: OUT.safetensors (+ OUT.json, OUT.state.pt)")
     p.add_argument("--init", help="start from this checkpoint (e.g. the identity model for attributes/emotion)")
     p.add_argument("--backbone", default="mobilenetv1_100", help="timm model name (default: mobilenetv1_100)")
@@ -155,13 +167,12 @@ def add_train(sub) -> None:
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds (whole run)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.state.pt")
     p.add_argument("--seed", type=int, default=0)
-    _runs(p, "train", "cmd_train")
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint: LFW protocol / attributes / emotions")
-    p.add_argument("task", choices=TRAIN_TASKS)
-    p.add_argument("--data", required=True, help="dataset root (LFW / UTKFace / AffectNet layout)")
+    p = _command(sub, "evaluate", "train.cmd_evaluate",
+                 help="metrics of a checkpoint: LFW protocol / attributes / emotions")
+    _task_and_data(p, "LFW / UTKFace / AffectNet")
     p.add_argument("--model", required=True, help="facelab checkpoint (.safetensors)")
     p.add_argument("--split", default="val", help="AffectNet split to evaluate (default: val)")
     p.add_argument("--classes", type=int, choices=(8, 7), help="emotion classes of the data (default: the model's)")
@@ -169,12 +180,11 @@ def add_evaluate(sub) -> None:
     p.add_argument("--img-size", type=int, help="input size (default: the checkpoint's)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--json", help="also write all metrics (confusion matrices included) to this JSON file")
-    _runs(p, "train", "cmd_evaluate")
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", description=DESCRIPTIONS["predict"],
-                       help="emotion / age / gender / race of every face in images, folders and videos")
+    p = _command(sub, "predict", "detect_predict.cmd_predict",
+                 help="emotion / age / gender / race of every face in images, folders and videos")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders of images, video files")
     p.add_argument("--model", required=True,
                    help="checkpoint (.safetensors; .onnx with --backend onnx) or a model-zoo name such as "
@@ -207,22 +217,21 @@ def add_predict(sub) -> None:
                    help="videos: one row per face track (first/last frame, frames seen, mean emotion "
                         "probabilities and their argmax, mean valence/arousal/age, majority gender) "
                         "instead of one row per face and frame")
-    p.add_argument("--min-face-size", type=int, default=20, help="MTCNN: smallest face in pixels (default 20)")
-    p.add_argument("--threshold", type=float, default=0.9, help="MTCNN: keep faces above this probability")
-    _runs(p, "detect_predict", "cmd_predict")
+    _detector_options(p)
 
 
 def add_export_onnx(sub) -> None:
-    p = sub.add_parser("export-onnx", help="export a checkpoint to ONNX (needs the onnx extra)")
+    p = _command(sub, "export-onnx", "detect_predict.cmd_export_onnx",
+                 help="export a checkpoint to ONNX (needs the onnx extra)")
     p.add_argument("checkpoint", metavar="CKPT", help="facelab checkpoint (.safetensors)")
     p.add_argument("out", metavar="OUT.onnx")
     p.add_argument("--img-size", type=int, help="crop side baked into the graph (default: the checkpoint's)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
-    _runs(p, "detect_predict", "cmd_export_onnx")
 
 
 def add_video_features(sub) -> None:
-    p = sub.add_parser("video-features", help="per-frame face features of AFEW-/VGAF-like clips -> one .npz")
+    p = _command(sub, "video-features", "video.cmd_video_features",
+                 help="per-frame face features of AFEW-/VGAF-like clips -> one .npz")
     p.add_argument("root", help="dataset folder: AFEW layout (Train/<Emotion>/clip.avi) or VGAF (Train/ + Train_labels.txt)")
     p.add_argument("--model", required=True, help="emotion network checkpoint (.safetensors)")
     p.add_argument("--out", required=True, help="output .npz (features, labels, split, clip names)")
@@ -245,11 +254,11 @@ def add_video_features(sub) -> None:
                    help="network precision (auto: bf16 on CPUs with native bfloat16)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _runs(p, "video", "cmd_video_features")
 
 
 def add_video_classify(sub) -> None:
-    p = sub.add_parser("video-classify", help="train a clip classifier on Train, report accuracy on Val")
+    p = _command(sub, "video-classify", "video.cmd_video_classify",
+                 help="train a clip classifier on Train, report accuracy on Val")
     p.add_argument("features", help=".npz written by `facelab video-features`")
     p.add_argument("--classifier", choices=["svc", "rf"], default="svc",
                    help="svc = LinearSVC, rf = RandomForest (--trees, default 1000)")
@@ -261,20 +270,19 @@ def add_video_classify(sub) -> None:
     p.add_argument("--compare", action="store_true",
                    help="also compare middle frame / mean pooling / the paper's descriptor")
     p.add_argument("--seed", type=int, default=0)
-    _runs(p, "video", "cmd_video_classify")
 
 
 def add_download(sub) -> None:
-    p = sub.add_parser("download", description=DESCRIPTIONS["download"],
-                       help="download the paper's published networks (model zoo) and check their sha256")
+    p = _command(sub, "download", "download.cmd_download",
+                 help="download the paper's published networks (model zoo) and check their sha256")
     p.add_argument("names", nargs="*", metavar="NAME", help="zoo models to download (see --list)")
-    p.add_argument("--all", action="store_true", help="every model facelab can load (others are skipped)")
-    p.add_argument("--list", action="store_true", help="list the models: tasks, architecture, size, cached")
-    p.add_argument("--force", action="store_true", help="download again even when a checked copy is there")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-convert", action="store_true",
-                   help="only download; the conversion into a facelab checkpoint then happens on first load")
-    _runs(p, "download", "cmd_download")
+    switches = {"--all": "every model facelab can load (others are skipped)",
+                "--list": "list the models: tasks, architecture, size, cached",
+                "--force": "download again even when a checked copy is there",
+                "--no-progress": "no progress bar",
+                "--no-convert": "only download; the conversion into a facelab checkpoint then happens on first load"}
+    for flag, text in switches.items():
+        p.add_argument(flag, action="store_true", help=text)
 
 
 # --- parser -------------------------------------------------------------------
