@@ -10,6 +10,9 @@ from facelab.training.evaluate import (
     age_mae, balanced_accuracy, classification_metrics, drop_contempt, emotion_metrics, evaluate_attributes,
     evaluate_identity, extract_features, lfw_identification, metrics_table, predict, softmax,
 )
+from facelab.checkpoints import save_checkpoint
+from facelab.data.tensors import normalize, resize_faces
+from facelab.inference.runtime import make_network
 from conftest import tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -143,6 +146,23 @@ def test_predict_and_task_evaluations():
     assert r["n_people"] == 3 and r["n_probes"] == 6 and len(r["accuracies"]) == 3
     table = metrics_table(r)
     assert "accuracy" in table["metric"].tolist() and "accuracies" not in table["metric"].tolist()
+
+
+def test_predict_gives_the_numbers_of_the_module_itself_and_takes_any_model_argument(tmp_path):
+    """predict runs the network through the eager fp32 runner: the logits of model(normalize(faces))."""
+    model = tiny_model(gender=True, age=True).eval()
+    faces = Faces(5)
+    images = torch.stack([torch.as_tensor(im).permute(2, 0, 1) for im in faces.images])
+    size = model.preprocessing["image_size"]
+    with torch.no_grad():
+        expected = model(normalize(resize_faces(images, size), model.preprocessing["mean"],
+                                   model.preprocessing["std"]))
+    path = save_checkpoint(model, tmp_path / "tiny.safetensors")
+    for argument in (model, path, make_network(model, freeze=False)):
+        p = predict(argument, faces, batch_size=2)
+        for head, logits in expected.items():
+            np.testing.assert_allclose(p["logits"][head], logits.numpy(), atol=1e-5, rtol=1e-5)
+        assert p["label_names"]["gender"] == model.label_names["gender"]
 
 
 def test_prior_correction_divides_out_the_training_prior():

@@ -14,7 +14,10 @@ from facelab.inference.analyze import FaceAnalyzer  # noqa: E402
 from facelab.checkpoints import save_checkpoint  # noqa: E402
 from facelab.apps.cli import main  # noqa: E402
 from facelab.errors import CheckpointError, InvalidInputError  # noqa: E402
+from facelab.data.tensors import FaceTensors  # noqa: E402
 from facelab.inference.onnx_export import OnnxNetwork, export_onnx  # noqa: E402
+from facelab.inference.runtime import Runner, make_network  # noqa: E402
+from facelab.training.evaluate import evaluate_emotion, predict  # noqa: E402
 from test_analyze import IMG, face_world, normalise, trained_model, world_crops  # noqa: E402
 
 
@@ -57,6 +60,38 @@ def test_onnxruntime_equals_pytorch_fp32(onnx_file, model):
             assert got[head].shape == ref[head].shape
             np.testing.assert_allclose(got[head], ref[head], atol=1e-4, rtol=0)
         np.testing.assert_allclose(net.features(crops), ref_features, atol=1e-4, rtol=0)
+
+
+def test_the_runner_contract_features_then_heads(onnx_file, model):
+    """Both runners: heads(features(crops)) == logits(crops); the heads of ONNX Runtime are the same graph's."""
+    crops = world_crops()[:4]
+    torch_runner = make_network(model, freeze=False)
+    for runner in (torch_runner, OnnxNetwork(onnx_file)):
+        assert isinstance(runner, Runner) and make_network(runner) is runner
+        x = runner.features(crops)
+        assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (4, model.num_features)
+        by_heads, by_logits = runner.heads(x), runner.logits(crops)
+        assert set(by_heads) == set(model.heads)
+        for head, logits in by_logits.items():
+            np.testing.assert_allclose(by_heads[head], logits, atol=1e-5, rtol=0)
+    # ONNX heads on torch features equal the torch heads: one contract, either backend
+    x = torch_runner.features(crops)
+    for head, logits in OnnxNetwork(onnx_file).heads(x).items():
+        np.testing.assert_allclose(logits, torch_runner.heads(x)[head], atol=1e-4, rtol=0)
+
+
+def test_evaluation_runs_an_onnx_file_as_torch_runs_the_checkpoint(onnx_file, model):
+    faces = FaceTensors(torch.as_tensor(world_crops()[:6]).to(torch.uint8),
+                        {"emotion": torch.arange(6) % model.head_sizes["emotion"]},
+                        label_names={"emotion": model.label_names["emotion"]})
+    by_torch = predict(model, faces, features=True)
+    by_onnx = predict(onnx_file, faces, features=True, backend="onnx")
+    np.testing.assert_allclose(by_onnx["features"], by_torch["features"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(by_onnx["logits"]["emotion"], by_torch["logits"]["emotion"], atol=1e-4, rtol=0)
+    assert evaluate_emotion(onnx_file, faces, backend="onnx")["accuracy"] == \
+        evaluate_emotion(model, faces)["accuracy"]
+    with pytest.raises(InvalidInputError, match="runs at"):
+        predict(onnx_file, faces, backend="onnx", img_size=IMG + 16)
 
 
 def test_onnx_backend_of_face_analyzer(onnx_file, model):

@@ -1,4 +1,6 @@
 """Training loops: data preloading, the paper's stages, frozen parts, budget, resume, CLI."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -276,6 +278,13 @@ def test_cli_train_and_evaluate_emotion(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and "balanced_accuracy" in printed and "7class_accuracy" in printed
     assert main(["evaluate", "emotion", "--data", str(tmp_path / "nowhere"), "--model", str(out)]) == 2
+    # the same evaluation of the network exported to ONNX: one runner contract, either backend
+    pytest.importorskip("onnxruntime")
+    assert main(["export-onnx", str(out) + ".safetensors", str(tmp_path / "emotion.onnx")]) == 0
+    assert main(["evaluate", "emotion", "--data", str(tmp_path / "affectnet"), "--model",
+                 str(tmp_path / "emotion.onnx"), "--backend", "onnx", "--json", str(tmp_path / "onnx.json")]) == 0
+    by_torch, by_onnx = (json.loads((tmp_path / name).read_text()) for name in ("m.json", "onnx.json"))
+    assert by_onnx["confusion_matrix"] == by_torch["confusion_matrix"] and by_onnx["n"] == by_torch["n"] == 16
 
 
 # --- several processes --------------------------------------------------------------------

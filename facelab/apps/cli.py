@@ -173,7 +173,9 @@ def add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", "train.cmd_evaluate",
                  help="metrics of a checkpoint: LFW protocol / attributes / emotions")
     _task_and_data(p, "LFW / UTKFace / AffectNet")
-    p.add_argument("--model", required=True, help="facelab checkpoint (.safetensors)")
+    p.add_argument("--model", required=True,
+                   help="facelab checkpoint (.safetensors), model-zoo name, or .onnx file with --backend onnx")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--split", default="val", help="AffectNet split to evaluate (default: val)")
     p.add_argument("--classes", type=int, choices=(8, 7), help="emotion classes of the data (default: the model's)")
     p.add_argument("--splits", type=int, default=10, help="LFW protocol: number of random splits (default 10)")

@@ -188,7 +188,7 @@ class FaceAnalyzer:
                 for head, source in self.head_source.items():
                     if source == k:
                         logits[head].append(out[head])
-        return {h: (np.concatenate(v).astype(np.float32) if h in VALUE_HEADS else softmax(np.concatenate(v)))
+        return {h: np.asarray(np.concatenate(v) if h in VALUE_HEADS else softmax(np.concatenate(v)), np.float32)
                 if v else np.zeros((0, self._n_classes(h)), np.float32) for h, v in logits.items()}
 
     def _n_classes(self, head: str) -> int:

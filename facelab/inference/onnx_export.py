@@ -113,9 +113,9 @@ class OnnxNetwork:
     """Runs an exported network with ONNX Runtime (CPU, fp32).
 
     ``model``: an ``.onnx`` file written by :func:`export_onnx`, or a checkpoint path /
-    MultiTaskNet (exported in memory first).  Same interface as
-    :class:`facelab.inference.runtime.TorchNetwork`: ``logits(crops)``, ``features(crops)``,
-    ``labels``, ``head_sizes``, ``image_size``.
+    MultiTaskNet (exported in memory first).  The runner contract of
+    :class:`facelab.inference.runtime.TorchNetwork`: ``features(crops)``, ``heads(x)``,
+    ``logits(crops)``, ``labels``, ``head_sizes``, ``image_size``.
     """
 
     precision = "fp32"
@@ -148,6 +148,8 @@ class OnnxNetwork:
         self.labels = dict(self.config.get("labels") or {})
         self.image_size = int(self.config["preprocessing"]["image_size"])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.head_names = [n for n in self.output_names if n != FEATURES_NAME]
+        self._model_bytes, self._options, self._heads_session = data, options, None
 
     def _run(self, crops, names):
         x = crops if isinstance(crops, torch.Tensor) else torch.as_tensor(np.asarray(crops))
@@ -157,11 +159,26 @@ class OnnxNetwork:
 
     def logits(self, crops) -> dict:
         """``{head: float32 logits}`` for raw RGB crops in [0, 255]."""
-        return self._run(crops, [n for n in self.output_names if n != FEATURES_NAME])
+        return self._run(crops, self.head_names)
 
     def features(self, crops):
         """x, the penultimate features (numpy float32, N x D)."""
         return self._run(crops, [FEATURES_NAME])[FEATURES_NAME]
+
+    def heads(self, features) -> dict:
+        """``{head: float32 logits}`` for features x (N x D): the heads' part of the same graph.
+
+        ``onnx.utils.Extractor`` cuts the sub-graph from the ``features`` tensor to the head outputs
+        out of the exported model once (first call); it runs in its own ONNX Runtime session."""
+        if self._heads_session is None:
+            onnx, ort = _require("onnx.utils"), _require("onnxruntime")  # onnx.utils: not imported by onnx itself
+            model = onnx.load_from_string(self._model_bytes)
+            graph = onnx.utils.Extractor(model).extract_model([FEATURES_NAME], self.head_names)
+            self._heads_session = ort.InferenceSession(graph.SerializeToString(), self._options,
+                                                       providers=["CPUExecutionProvider"])
+        x = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+        out = self._heads_session.run(self.head_names, {FEATURES_NAME: np.ascontiguousarray(x, dtype=np.float32)})
+        return dict(zip(self.head_names, out))
 
 
 __all__ = ["ONNX_OPSET", "export_onnx", "OnnxNetwork"]

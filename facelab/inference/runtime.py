@@ -3,15 +3,18 @@
 A *runner* holds one network and turns raw face crops into answers::
 
     runner = make_network(model)            # a MultiTaskNet, a checkpoint path or a zoo name
-    x = runner.features(crops)              # N x D penultimate features x
-    logits = runner.logits(crops)           # {head: N x C logits}
+    x = runner.features(crops)              # N x D penultimate features x (numpy float32)
+    logits = runner.heads(x)                # {head: N x C logits} (numpy float32) from those features
+    logits = runner.logits(crops)           # the same as runner.heads(runner.features(crops)), in one call
     runner.labels, runner.head_sizes, runner.image_size, runner.config
 
 ``crops`` are ``N x 3 x S x S`` RGB in ``[0, 255]`` (what :func:`facelab.faces.crop_faces`
 returns); each runner normalises them with its checkpoint's mean/std itself.  Two runners keep
-this contract: :class:`TorchNetwork` (eager torch, traced and frozen, bf16 where the hardware has
-it) and :class:`facelab.inference.onnx_export.OnnxNetwork` (ONNX Runtime, fp32).  The analyzer
-(:mod:`facelab.inference.analyze`) and the video pipeline (:mod:`facelab.inference.video`) use them.
+this contract (:class:`Runner`): :class:`TorchNetwork` (eager torch, or traced and frozen, bf16
+where the hardware has it) and :class:`facelab.inference.onnx_export.OnnxNetwork` (ONNX Runtime,
+fp32).  The analyzer (:mod:`facelab.inference.analyze`), the video pipeline
+(:mod:`facelab.inference.video`) and the evaluation protocols (:func:`facelab.training.evaluate.predict`)
+run every network through one.  A model argument is resolved once, by :func:`make_network`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +33,7 @@ from facelab.checkpoints import as_model
 from facelab.errors import InvalidInputError
 from facelab.faces import resize_crops
 from facelab.inference.onnx_export import OnnxNetwork
+from facelab.metrics import softmax  # noqa: F401 - re-exported: the analyzer's probabilities
 
 #: Precisions FaceAnalyzer understands ("auto" = bf16 where the CPU/GPU supports it natively).
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -83,6 +88,26 @@ def resolve_precision(precision: str = "auto", device="cpu", backend: str = "tor
 
 
 # --- network runners -----------------------------------------------------------------------
+@runtime_checkable
+class Runner(Protocol):
+    """What every network runner offers (the inference contract; see the module docstring)."""
+
+    config: dict
+    labels: dict
+    head_sizes: dict
+    image_size: int
+    precision: str
+
+    def features(self, crops) -> np.ndarray:
+        """Raw RGB crops in [0, 255] (N x 3 x S x S) -> x, the penultimate features (N x D float32)."""
+
+    def heads(self, features) -> dict:
+        """Features x (N x D) -> ``{head: N x C float32 logits}``."""
+
+    def logits(self, crops) -> dict:
+        """``heads(features(crops))``."""
+
+
 @contextlib.contextmanager
 def onednn_fusion(enabled: bool = True):
     """Turn on TorchScript's oneDNN Graph fuser (conv + bias + activation in one CPU kernel,
@@ -141,14 +166,14 @@ class TorchNetwork:
     """
 
     def __init__(self, model, *, precision: str = "fp32", device="cpu", freeze: bool = True,
-                 batch_size: int = 32):
+                 batch_size: int = 32, image_size: int | None = None):
         model, self.source = as_model(model)
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"precision={precision!r}: TorchNetwork runs 'bf16' or 'fp32'")
         self.config = model.config
         self.labels = dict(model.label_names)
         self.head_sizes = dict(model.head_sizes)
-        self.image_size = int(model.preprocessing["image_size"])
+        self.image_size = int(image_size or model.preprocessing["image_size"])  # the crop side it runs at
         self.precision = precision
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
@@ -162,7 +187,7 @@ class TorchNetwork:
         net = copy.deepcopy(model).eval().to(self.device)
         for p in net.parameters():
             p.requires_grad_(False)
-        self.heads = net.heads.float()
+        self.head_modules = net.heads.float()
         self.backbone = net.backbone.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.frozen = False
         self.fused = False
@@ -228,11 +253,17 @@ class TorchNetwork:
         """x: the penultimate features (numpy float32, N x D), as :meth:`OnnxNetwork.features`."""
         return self.backbone_features(crops).cpu().numpy()
 
-    def logits(self, crops) -> dict:
-        """``{head: float32 logits}`` (numpy) for raw RGB crops in [0, 255]."""
+    def heads(self, features) -> dict:
+        """``{head: float32 logits}`` (numpy) for features x (N x D, numpy or torch); the heads run in fp32."""
+        x = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
         with torch.inference_mode():
-            feats = self.backbone_features(crops)
-            return {name: head(feats).float().cpu().numpy() for name, head in self.heads.items()}
+            x = x.to(self.device, torch.float32)
+            return {name: head(x).float().cpu().numpy() for name, head in self.head_modules.items()}
+
+    def logits(self, crops) -> dict:
+        """``{head: float32 logits}`` (numpy) for raw RGB crops in [0, 255]: :meth:`heads` of :meth:`features`,
+        without the features' round trip through numpy."""
+        return self.heads(self.backbone_features(crops))
 
 
 def is_onnx_file(model) -> bool:
@@ -243,34 +274,35 @@ def is_onnx_file(model) -> bool:
 def is_runner(obj) -> bool:
     """Is ``obj`` already a runner (:class:`TorchNetwork`, :class:`OnnxNetwork` or alike), not a model?"""
     return not isinstance(obj, torch.nn.Module) and all(
-        hasattr(obj, a) for a in ("features", "logits", "image_size", "config"))
+        callable(getattr(obj, a, None)) for a in ("features", "heads", "logits")) and hasattr(obj, "image_size")
 
 
 def make_network(model, *, backend: str = "torch", precision: str = "fp32", device="cpu", batch_size: int = 32,
-                 freeze: bool = True):
-    """A runner with ``.features(crops)``, ``.logits(crops)``, ``.labels``, ``.head_sizes``, ``.image_size``.
+                 freeze: bool = True, image_size: int | None = None):
+    """A :class:`Runner`: ``.features(crops)``, ``.heads(x)``, ``.logits(crops)``, ``.labels``, ``.image_size``...
 
     ``model``: a MultiTaskNet, a checkpoint path or a zoo name (resolved here, once), or with
-    ``backend="onnx"`` also an ``.onnx`` file.  ``freeze=False``: the torch runner stays eager."""
-    if backend == "torch":
+    ``backend="onnx"`` also an ``.onnx`` file; a runner is returned as it is.  ``freeze=False``: the
+    torch runner stays eager (the numbers of ``model(images)``, up to the order of the normalisation's
+    arithmetic).  ``image_size``: the crop side to run a torch network at (default: its checkpoint's;
+    an ONNX graph has its side built in)."""
+    if is_runner(model):
+        runner = model
+    elif backend == "torch":
         if is_onnx_file(model):
             raise InvalidInputError(f"{model}: an ONNX file needs backend='onnx'")
-        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size, freeze=freeze)
-    if backend == "onnx":
-        return OnnxNetwork(model)
-    raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
-
-
-# --- softmax ------------------------------------------------------------------------------
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (stable), returned as float32."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
+        return TorchNetwork(model, precision=precision, device=device, batch_size=batch_size, freeze=freeze,
+                            image_size=image_size)
+    elif backend == "onnx":
+        runner = OnnxNetwork(model)
+    else:
+        raise InvalidInputError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+    if image_size and int(image_size) != runner.image_size:
+        raise InvalidInputError(f"image_size={image_size}: this {type(runner).__name__} runs at "
+                                f"{runner.image_size} px only")
+    return runner
 
 
 __all__ = ["PRECISIONS", "BACKENDS", "BF16_CPU_FLAGS", "cpu_supports_bf16", "bf16_in_cpuinfo", "resolve_precision",
-           "onednn_fusion", "batch_bucket", "TorchNetwork", "OnnxNetwork", "is_onnx_file", "is_runner", "make_network",
-           "softmax"]
+           "onednn_fusion", "batch_bucket", "Runner", "TorchNetwork", "OnnxNetwork", "is_onnx_file", "is_runner",
+           "make_network", "softmax"]

@@ -10,13 +10,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from facelab.errors import InvalidInputError
 from facelab.metrics import (  # noqa: F401 - re-exported: facelab.training.evaluate is where the notebooks find them
     accuracy, age_mae, balanced_accuracy, classification_metrics, confusion, drop_contempt, emotion_metrics,
     head_metrics, log_prior, prior_corrected_accuracy, restrict_classes, softmax,
 )
-from facelab.data.tensors import LABEL_KEYS, UNKNOWN, FaceTensors, ResizedFaces, normalize, resize_faces
+from facelab.data.tensors import LABEL_KEYS, UNKNOWN, FaceTensors, ResizedFaces, resize_faces
+from facelab.inference.runtime import make_network, resolve_precision
 from facelab.models import resolve_device
 
 
@@ -43,46 +45,49 @@ def _face_batches(dataset, size: int, batch_size: int, num_workers: int = 0):
 
 
 def predict(model, dataset, *, img_size: int | None = None, batch_size: int = 128, device=None,
-            features: bool = False, amp: bool = False, num_workers: int = 0, progress: bool = False) -> dict:
-    """Run ``model`` over every face of ``dataset`` (in ``torch.inference_mode``).
+            features: bool = False, precision: str = "fp32", backend: str = "torch", num_workers: int = 0,
+            progress: bool = False) -> dict:
+    """Run a network over every face of ``dataset``, through the runner contract
+    (:func:`facelab.inference.runtime.make_network`: ``x = runner.features(crops)``, ``runner.heads(x)``).
 
+    ``model``: a MultiTaskNet, a checkpoint path, a zoo name or a runner (ONNX with ``backend="onnx"``);
+    the torch runner is eager, in ``precision`` ("fp32", the default, or "bf16"/"auto").  ``img_size``:
+    the crop side the faces are resized to and the network runs at (default: the checkpoint's).
     Returns {"logits": {head: (n, C) array}, "features": (n, D) array if asked,
     "labels": {key: (n,) int array, -1 = unknown}, "index": (n,) dataset indices,
-    "failures": [(index, reason), ...]} -- n = number of faces that loaded; every other
-    item is in "failures".  ``amp=True`` runs in bfloat16 autocast (faster on recent CPUs).
+    "failures": [(index, reason), ...], "label_names": the network's {head: class names}} -- n = number
+    of faces that loaded; every other item is in "failures".
     """
-    from tqdm.auto import tqdm
-
     device = resolve_device(device)
-    size = int(img_size or model.preprocessing["image_size"])
-    mean, std = model.preprocessing["mean"], model.preprocessing["std"]
-    model.to(device).eval()
-    out = {"logits": {h: [] for h in model.heads}, "features": [], "labels": [], "index": [], "failures": []}
+    runner = make_network(model, backend=backend, precision=resolve_precision(precision, device, backend),
+                          device=device, batch_size=batch_size, freeze=False, image_size=img_size)
+    size = runner.image_size
+    out = {"logits": {h: [] for h in runner.head_sizes}, "features": [], "labels": [], "index": [], "failures": []}
     bar = tqdm(total=len(dataset), desc="predict", unit="img", disable=not progress, leave=False)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        for idx, images, labels, failures in _face_batches(dataset, size, batch_size, num_workers):
-            out["failures"] += failures
-            bar.update(len(idx) + len(failures))
-            if not idx:
-                continue
-            x = model.features(normalize(images.to(device), mean, std))
-            for head, logits in model.forward_heads(x).items():
-                out["logits"][head].append(logits.float().cpu())
-            if features:
-                out["features"].append(x.float().cpu())
-            out["labels"] += labels
-            out["index"] += idx
+    for idx, images, labels, failures in _face_batches(dataset, size, batch_size, num_workers):
+        out["failures"] += failures
+        bar.update(len(idx) + len(failures))
+        if not idx:
+            continue
+        x = runner.features(images)
+        for head, logits in runner.heads(x).items():
+            out["logits"][head].append(logits)
+        if features:
+            out["features"].append(x)
+        out["labels"] += labels
+        out["index"] += idx
     bar.close()
-    d = getattr(model, "num_features", 0)
     result = {
-        "logits": {h: (torch.cat(v).numpy() if v else np.zeros((0, model.head_sizes[h]), np.float32))
+        "logits": {h: (np.concatenate(v) if v else np.zeros((0, runner.head_sizes[h]), np.float32))
                    for h, v in out["logits"].items()},
         "labels": _label_arrays(out["labels"]),
         "index": np.asarray(out["index"], dtype=np.int64),
         "failures": out["failures"],
+        "label_names": dict(runner.labels),
     }
     if features:
-        result["features"] = torch.cat(out["features"]).numpy() if out["features"] else np.zeros((0, d), np.float32)
+        d = int(runner.config.get("num_features", 0))
+        result["features"] = np.concatenate(out["features"]) if out["features"] else np.zeros((0, d), np.float32)
     if out["failures"]:
         warnings.warn(f"{len(out['failures'])} of {len(dataset)} items could not be loaded (see 'failures'); "
                       f"first: {out['failures'][0]}", stacklevel=2)
@@ -99,14 +104,11 @@ def _label_arrays(rows: list[dict]) -> dict:
     return arrays
 
 
-def extract_features(model, dataset, *, img_size: int | None = None, batch_size: int = 128, device=None,
-                     amp: bool = False, num_workers: int = 0, progress: bool = False) -> np.ndarray:
-    """The feature vector x of every face: an (N, D) float32 array, row i for item i.
-    Items that could not be loaded get a row of NaN (and a warning), so rows stay aligned."""
-    p = predict(model, dataset, img_size=img_size, batch_size=batch_size, device=device, features=True,
-                amp=amp, num_workers=num_workers, progress=progress)
-    feats = np.full((len(dataset), p["features"].shape[1] if len(p["features"]) else model.num_features),
-                    np.nan, dtype=np.float32)
+def extract_features(model, dataset, **predict_kw) -> np.ndarray:
+    """The feature vector x of every face: an (N, D) float32 array, row i for item i (:func:`predict`'s
+    keywords).  Items that could not be loaded get a row of NaN (and a warning), so rows stay aligned."""
+    p = predict(model, dataset, features=True, **predict_kw)
+    feats = np.full((len(dataset), p["features"].shape[1]), np.nan, dtype=np.float32)
     feats[p["index"]] = p["features"]
     return feats
 
@@ -177,7 +179,7 @@ def evaluate_attributes(model, utk_set, *, top_l: int = 3, **predict_kw) -> dict
         if head in p["logits"] and head in p["labels"]:
             known = p["labels"][head] >= 0
             m = classification_metrics(p["logits"][head][known], p["labels"][head][known],
-                                       model.label_names.get(head))
+                                       p["label_names"].get(head))
             result.update({f"{head}_{k}": v for k, v in m.items()})
     if "age" in p["logits"] and "age" in p["labels"]:
         known = p["labels"]["age"] >= 0
@@ -189,12 +191,12 @@ def evaluate_attributes(model, utk_set, *, top_l: int = 3, **predict_kw) -> dict
 def evaluate_emotion(model, dataset, **predict_kw) -> dict:
     """Emotion accuracy / balanced accuracy / confusion matrix; for an 8-class model also the
     7-class view (drop Contempt, renormalise).  Classes are matched by name."""
-    if "emotion" not in model.heads:
-        raise InvalidInputError("the model has no emotion head; train one with facelab.training.train.train_emotion")
     p = predict(model, dataset, **predict_kw)
-    data_classes = (getattr(dataset, "label_names", None) or {}).get("emotion") or model.label_names["emotion"]
-    result = emotion_metrics(p["logits"]["emotion"], p["labels"]["emotion"], model.label_names["emotion"],
-                             data_classes)
+    if "emotion" not in p["logits"]:
+        raise InvalidInputError("the model has no emotion head; train one with facelab.training.train.train_emotion")
+    model_classes = p["label_names"]["emotion"]
+    data_classes = (getattr(dataset, "label_names", None) or {}).get("emotion") or model_classes
+    result = emotion_metrics(p["logits"]["emotion"], p["labels"]["emotion"], model_classes, data_classes)
     result["failed_images"] = len(p["failures"])
     return result
 

@@ -12,6 +12,7 @@ from facelab.checkpoints import _json_default, checkpoint_path, load_checkpoint
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from facelab.data.prepare import prepare_dataset
 from facelab.errors import DatasetFormatError
+from facelab.inference.runtime import make_network
 from facelab.labels import FACE_WORLD
 from facelab.models import MultiTaskNet
 from facelab.synth.preview import save_preview
@@ -108,8 +109,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    model = load_checkpoint(args.model)
-    kw = dict(img_size=args.img_size, batch_size=args.batch_size)
+    model = make_network(args.model, backend=args.backend, freeze=False, image_size=args.img_size)  # resolved once
+    kw = dict(batch_size=args.batch_size)
     if args.task == "identity":
         metrics = evaluate_identity(model, read_lfw(args.data), n_splits=args.splits, **kw)
     elif args.task == "attributes":
