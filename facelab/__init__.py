@@ -33,13 +33,14 @@ _EXPORTS = {
     "class_weighted_cross_entropy": "losses", "age_expectation": "losses",
     "SAM": "sam",
     "train_identity": "training.train", "train_attributes": "training.train", "train_emotion": "training.train",
-    "lfw_identification": "training.evaluate",
+    "lfw_identification": "training.evaluate", "predict": "training.evaluate",
     "save_checkpoint": "checkpoints", "load_checkpoint": "checkpoints", "import_hsemotion": "checkpoints",
     "load_facenet": "checkpoints", "list_models": "zoo",
     # video and inference
     **{name: "inference.pooling" for name in ("frame_statistics", "group_statistics", "VideoDescriptor")},
     "iter_frames": "data.frames", "video_features": "inference.video",
     "FaceAnalyzer": "inference.analyze",
+    "make_network": "inference.runtime", "Runner": "inference.runtime", "export_onnx": "inference.onnx_export",
     "FaceDemo": "apps.demo",
 }
 
