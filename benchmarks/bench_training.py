@@ -41,12 +41,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
-import resource
 import sys
-import time
 from pathlib import Path
 
 if __name__ == "__main__":  # before torch starts its thread pool
@@ -63,14 +59,16 @@ import torch
 from facelab import labels as L
 from facelab.apps import viz
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.data.prepare import prepare_dataset
 from facelab.data.tensors import preload
 from facelab.models import MultiTaskNet
-from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
-from facelab.training.course import utkface_split
+from facelab.synth.writers import NOTEBOOK_DEFAULTS
+from facelab.training.course import face_crops, utkface_split
 from facelab.training.evaluate import (emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict,
                                        prior_corrected_accuracy)
 from facelab.training.train import train_attributes, train_emotion, train_identity
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Timer, load_average, machine, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "mobilenetv1_100"
@@ -88,52 +86,12 @@ QUICK_DATA = {"vggface2": {"n": 12, "images_per_person": 4}, "lfw": {"n": 12},
 
 
 # =====================================================================================
-# Measuring
-# =====================================================================================
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all threads) and its finished children."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class Timer:
-    """``with Timer() as t: ...`` -> t.wall, t.cpu (seconds)."""
-
-    def __enter__(self):
-        self.w0, self.c0 = time.perf_counter(), cpu_seconds()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.w0, cpu_seconds() - self.c0
-
-
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "load_avg_1min": round(os.getloadavg()[0], 1),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
-
-
-# =====================================================================================
 # Data: built-in datasets -> tight MTCNN crops at 64 px (cached), preloaded
 # =====================================================================================
 def tight_crops(name: str, size: int = IMG_SIZE, **data_kw) -> Path:
-    """``ensure_dataset(name, **data_kw)`` cropped once with the paper's tight crop
-    (``prepare_dataset``; photos without a face are listed in ``failures.csv``)."""
-    kw = {k: v for k, v in NOTEBOOK_DEFAULTS[name].items() if k != "n"}
-    kw.update(data_kw)
-    kw.setdefault("n", NOTEBOOK_DEFAULTS[name]["n"])
-    source = ensure_dataset(name, progress=False, **kw)
-    out = REPO / "data" / "cache" / "crops" / f"{source.name}-tight-{size}px"
-    prepare_dataset(source, out, policy="tight", size=size, progress=False)
-    return out
+    """``ensure_dataset(name, **data_kw)`` cropped once with the paper's tight crop and MTCNN's
+    smallest face 20 px (``course.face_crops``; photos without a face are listed in ``failures.csv``)."""
+    return face_crops(name, "tight", size, data_kw=data_kw, progress=False, min_face_size=20)
 
 
 def load_data(quick: bool, claims: str = "ABCDE") -> dict:
@@ -377,8 +335,8 @@ def main(argv=None) -> int:
     budget = args.budget or (256 if args.quick else 30_000)
     claims = set(args.claims.upper())
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} "
-          f"thread(s), load average {info['load_avg_1min']}")
+    print(f"machine: {info['cpu']['model']}, {info['cpu']['logical_cores']} cores, torch {info['versions']['torch']} "
+          f"with {info['torch_threads']} thread(s), load average {info['load_average'][0]:.1f}")
     print(f"budget: {budget} training images per run (~{budget / IDLE_RATE:.0f} s at {IDLE_RATE:.0f} img/s on "
           f"2 idle cores); backbone {BACKBONE}, {IMG_SIZE} px, random init" + (" [QUICK: figures mean nothing]"
                                                                                    if args.quick else ""))
@@ -484,11 +442,8 @@ def main(argv=None) -> int:
     for key in sorted(verdicts):
         ok, text = verdicts[key]
         print(f"  {key:<6} {'PASS' if ok else 'FAIL'}    {text}")
-    result["load_avg_1min_end"] = round(os.getloadavg()[0], 1)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-    print(f"figures written to {out}")
+    result["load_average_end"] = load_average()
+    print(f"figures written to {write_json(args.json, result)}")
     return 0
 
 
