@@ -56,7 +56,6 @@ if __name__ == "__main__":  # before torch starts its thread pool
 import numpy as np
 import torch
 
-from facelab import labels as L
 from facelab.apps import viz
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from facelab.data.tensors import preload
