@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -84,7 +83,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common import CpuMeter, load_average, machine, rate_stats, timed_rounds, write_json  # noqa: E402
+from common import CpuMeter, load_average, machine, module_versions, rate_stats, timed_rounds, write_json  # noqa: E402
 
 PEER = "emotiefflib"
 PEER_VERSION = "1.1.1"
@@ -108,24 +107,6 @@ FP32_TOL = 0.03
 #: tolerance ("undecided") may swap them; class agreement is also reported on the other faces.
 BF16_TOL = 0.1
 IOU_MATCH = 0.5
-
-
-# --- machine (the rest is benchmarks/common.py) ------------------------------------------------------
-def versions() -> dict:
-    import torch
-
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("timm", "onnxruntime", "onnx", "facenet_pytorch", "cv2", "PIL", PEER):
-        try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
-        except ImportError:
-            out[mod] = None
-    if out["facenet_pytorch"] == "?":
-        from importlib.metadata import version
-
-        out["facenet_pytorch"] = version("facenet-pytorch")
-    return out
 
 
 # --- the peer: install, import, keep it offline ----------------------------------------------------
@@ -624,7 +605,8 @@ def main(argv=None) -> int:
 
             recognizers = {"torch": EmotiEffLibRecognizerTorch(MODEL_NAME, device="cpu"),
                            "onnx": EmotiEffLibRecognizerOnnx(MODEL_NAME)}
-            res["machine"]["versions"].update(versions())
+            res["machine"]["versions"].update(module_versions(
+                ("timm", "onnxruntime", "onnx", "facenet_pytorch", "cv2", "PIL", PEER)))
             res["machine"]["versions"][PEER] = emotiefflib.__version__
             res["peer"] = {"package": f"{PEER}=={emotiefflib.__version__}", "installed_in": str(site),
                            "how": "pip install --no-deps --target (this script); on sys.path of this process only",

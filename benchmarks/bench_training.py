@@ -9,7 +9,7 @@ A. issue 3 -- a small CNN trained from scratch for <= 3 min on 2 cores on the Af
    (mobilenetv4_conv_small, 48 px, plain cross-entropy), timed in wall seconds: run it with
    ``--threads 2`` on a quiet machine.  The network is trained on AffectNet's imbalanced
    classes and judged on a balanced set, so its decisions there divide out the training
-   prior (the Bayes correction, :func:`prior_corrected_accuracy`); the claim is judged on
+   prior (the Bayes correction, :func:`facelab.metrics.prior_corrected_accuracy`); the claim is judged on
    those decisions, and the plain argmax figures are printed beside them.  Trained with
    three seeds (0, 1, 2); the claim holds only if it holds for each.
 B. issue 4 -- identity pre-training in <= 3 min reaches >= 80 % on the LFW protocol
@@ -62,8 +62,7 @@ from facelab.data.tensors import preload
 from facelab.models import MultiTaskNet
 from facelab.synth.writers import NOTEBOOK_DEFAULTS
 from facelab.training.course import face_crops, utkface_split
-from facelab.training.evaluate import (emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict,
-                                       prior_corrected_accuracy)
+from facelab.training.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict
 from facelab.training.train import train_attributes, train_emotion, train_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -181,7 +180,7 @@ def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=
 def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True, False), batch_size=64, seed=0,
                       label="", img_size=IMG_SIZE, cosine=False):
     """Emotion training (from whatever ``model`` holds), then balanced accuracy on val: by
-    argmax, and after :func:`prior_corrected_accuracy` (one pass of the network over val)."""
+    argmax, and after :func:`facelab.metrics.prior_corrected_accuracy` (one pass of the network over val)."""
     with Timer() as t:
         history = train_emotion(model, train, weighted=weighted, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam),
                                 img_size=img_size, batch_size=batch_size, seed=seed, progress=False, cosine=cosine)
@@ -273,7 +272,7 @@ def scratch_emotion_network(train, val, weighted: bool = False, seed: int = 0, q
 
 def scratch_claim_holds(record) -> bool:
     """Claim A for one run, judged on the network's decisions for the balanced validation set
-    (the prior-corrected argmax, :func:`prior_corrected_accuracy`): 55-95 % balanced accuracy,
+    (the prior-corrected argmax, :func:`facelab.metrics.prior_corrected_accuracy`): 55-95 % balanced accuracy,
     the 3 largest confusions all named pairs, <= 180 s of training (wall)."""
     pc = record["prior_corrected"]
     return bool(0.55 <= pc["balanced_accuracy"] <= 0.95 and record["wall_s"] <= 180

@@ -68,6 +68,26 @@ def machine(torch_info: bool = True) -> dict:
     return out
 
 
+def module_versions(modules) -> dict:
+    """``{module: version}`` of each importable module (``None`` if it does not import); a module without
+    ``__version__`` is looked up in the installed distributions (``facenet_pytorch`` -> facenet-pytorch)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in modules:
+        try:
+            out[name] = getattr(__import__(name), "__version__", None)
+        except ImportError:
+            out[name] = None
+            continue
+        if out[name] is None:
+            try:
+                out[name] = version(name.replace("_", "-"))
+            except PackageNotFoundError:
+                out[name] = "?"
+    return out
+
+
 def machine_text(m) -> str:
     """One line for a machine of :func:`machine` (older result files hold that line already)."""
     if isinstance(m, str):

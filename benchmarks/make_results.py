@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_peers import LABELS as PEER_LABELS  # noqa: E402 - the method names the script prints
 from common import machine_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,18 +207,6 @@ def render_analyze(r: dict) -> str:
 
 
 # --- bench_peers ---------------------------------------------------------------------------------------
-PEER_LABELS = {
-    "eel_torch_one": "EmotiEffLib Torch, one face per call",
-    "eel_torch_list": "EmotiEffLib Torch, lists of {L}",
-    "eel_torch_list_nograd": "EmotiEffLib Torch, lists of {L}, inference_mode",
-    "eel_onnx_one": "EmotiEffLib ONNX, one face per call",
-    "eel_onnx_list": "EmotiEffLib ONNX, lists of {L}",
-    "facelab_default": "facelab predict_crops, default ({P})",
-    "facelab_fp32": "facelab predict_crops, fp32",
-    "facelab_onnx": "facelab predict_crops, ONNX Runtime",
-}
-
-
 def render_peers(r: dict) -> str:
     c, net, m = r["crops"], r["network"], r["machine"]
     label = {k: v.format(L=c["list_size"], P=m["default_precision"]) for k, v in PEER_LABELS.items()}
