@@ -36,7 +36,7 @@ from facelab.inference.pooling import compare_video_descriptors  # noqa: E402
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset  # noqa: E402
 from facelab.inference.video import extract_clip_features  # noqa: E402
 
-from common import write_json  # noqa: E402
+from common import machine, write_json  # noqa: E402
 
 STATS = "mean+max+min+std (paper)"
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.afew_n, args.vgaf_n, args.splits, args.every = 14, 6, 2, 4
 
-    t0 = time.perf_counter()
+    t0, info = time.perf_counter(), machine()
     model, model_path = emotion_network(args.model, args.quick)
     afew_root = ensure_dataset("afew", n=args.afew_n, size=NOTEBOOK_DEFAULTS["afew"]["size"], progress=False)
     vgaf_root = ensure_dataset("vgaf", n=args.vgaf_n, size=NOTEBOOK_DEFAULTS["vgaf"]["size"], progress=False)
@@ -105,8 +105,8 @@ def main(argv=None) -> int:
           f"sampled frames; VGAF-like {len(groups)} clips ({vgaf_root.name}); {args.splits} stratified splits, "
           f"LinearSVC  [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    result = {"model": model_path, "quick": args.quick, "afew_clips": len(clips), "vgaf_clips": len(groups),
-              "splits": args.splits, "every": args.every, "face_rate": face_rate, "afew": {}, "vgaf": {}}
+    result = {"machine": info, "model": model_path, "quick": args.quick, "afew_clips": len(clips),
+              "vgaf_clips": len(groups), "splits": args.splits, "every": args.every, "face_rate": face_rate, "afew": {}, "vgaf": {}}
     afew = repeated_comparison(clips, y, splits=args.splits, group=False)
     print("\nAFEW-like (7 emotions)                 accuracy, mean +- std over splits")
     for name, acc in afew.items():

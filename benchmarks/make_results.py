@@ -146,14 +146,13 @@ def render_descriptors(r: dict) -> str:
     lines = [_header("bench_descriptors.py", r, f"every clip of a {r['afew_clips']}-clip AFEW-like set and a "
                                                 f"{r['vgaf_clips']}-clip VGAF-like set, {r['splits']} stratified "
                                                 f"2/3 : 1/3 splits, LinearSVC; per-frame features of {r['model']}, "
-                                                f"every {r['every']} frame(s); a face was found in "
+                                                f"one frame in {r['every']}; a face was found in "
                                                 f"{_pct(r['face_rate'])} of the sampled frames."), "",
              "| descriptor | accuracy, mean ± std over splits | the paper's statistics better in |",
              "|---|---|---|"]
     afew = r["afew"]
-    for name, v in afew.items():
-        if "std" not in v:
-            continue
+    for name in sorted((k for k in afew if "std" in afew[k]), key=lambda k: k != STATS):  # the paper's first
+        v = afew[name]
         key = f"stats_minus_{name.replace(' ', '_')}"
         better = (f"{100 * afew[key]['wins']:.0f}% of splits ({100 * afew[key]['mean']:+.1f} points on average)"
                   if key in afew else "–")
