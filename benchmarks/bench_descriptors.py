@@ -106,7 +106,8 @@ def main(argv=None) -> int:
           f"LinearSVC  [{time.perf_counter() - t0:.0f} s]", flush=True)
 
     result = {"machine": info, "model": model_path, "quick": args.quick, "afew_clips": len(clips),
-              "vgaf_clips": len(groups), "splits": args.splits, "every": args.every, "face_rate": face_rate, "afew": {}, "vgaf": {}}
+              "vgaf_clips": len(groups), "splits": args.splits, "every": args.every, "face_rate": face_rate,
+              "afew": {}, "vgaf": {}}
     afew = repeated_comparison(clips, y, splits=args.splits, group=False)
     print("\nAFEW-like (7 emotions)                 accuracy, mean +- std over splits")
     for name, acc in afew.items():
