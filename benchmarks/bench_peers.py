@@ -109,6 +109,12 @@ BF16_TOL = 0.1
 IOU_MATCH = 0.5
 
 
+def shown(path: Path) -> str:
+    """A path as the JSON shows it: relative to the repository when inside it (no machine's folders)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 # --- the peer: install, import, keep it offline ----------------------------------------------------
 class PeerUnavailable(RuntimeError):
     pass
@@ -576,7 +582,7 @@ def main(argv=None) -> int:
     info = machine()
     info.update({"onnxruntime_threads": torch.get_num_threads() if args.threads or args.quick else "default",
                  "facelab_native_bf16": cpu_supports_bf16(), "default_precision": args.default_precision})
-    res = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "machine": info}
+    res = {"settings": {k: (shown(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "machine": info}
 
     t0 = time.perf_counter()
     calibration, cal_labels = face_crops(args.calibration_faces, args.crop_size, seed=1)
@@ -608,7 +614,7 @@ def main(argv=None) -> int:
             res["machine"]["versions"].update(module_versions(
                 ("timm", "onnxruntime", "onnx", "facenet_pytorch", "cv2", "PIL", PEER)))
             res["machine"]["versions"][PEER] = emotiefflib.__version__
-            res["peer"] = {"package": f"{PEER}=={emotiefflib.__version__}", "installed_in": str(site),
+            res["peer"] = {"package": f"{PEER}=={emotiefflib.__version__}", "installed_in": shown(site),
                            "how": "pip install --no-deps --target (this script); on sys.path of this process only",
                            "model_files": f"$HOME/.emotiefflib/{MODEL_NAME}.pt/.onnx in a temporary HOME"}
             # min_face_size=40 as the publisher's pipeline (it matters only to analyze(), in part 2)

@@ -47,7 +47,8 @@ def _yes(ok: bool) -> str:
 
 def _header(script: str, r: dict, what: str) -> str:
     """The first sentence of a block: the script, what it ran, the machine and the date."""
-    quick = " **Quick mode: a smoke test, the figures mean nothing.**" if r.get("quick") else ""
+    quick = " **Quick mode: a smoke test, the figures mean nothing.**" if r.get("quick") or \
+        r.get("settings", {}).get("quick") else ""
     date = f" Run of {r['date']}." if r.get("date") else ""
     return f"`benchmarks/{script}`: {what} Machine: {machine_text(r['machine'])}.{date}{quick}"
 
@@ -215,12 +216,13 @@ def render_peers(r: dict) -> str:
                                           f"{r['settings']['repeats']} round-robin repeats."), "",
              f"Recognizers on the same {c['faces']} face-world crops of {c['crop_size']} px; agreement with "
              f"{label[c['reference']]} (fp32, the publisher's own path):", "",
-             "| method | faces/s [min–max] | ratio to EmotiEffLib's fastest | same class | max \\|Δp\\| (tolerance) |",
+             "| method | faces/s [min–max] | ratio to EmotiEffLib's fastest | same class (on the faces the reference "
+             "decides: its two best classes further apart than the tolerance) | max \\|Δp\\| (tolerance) |",
              "|---|---|---|---|---|"]
     for key, rate in c["rates"].items():
         a = c["agreement"].get(key)
-        agree = (f"{_pct(a['class_agreement'])} | {a['max_abs_prob_diff']:.4f} ({a['tolerance']})" if a
-                 else "reference | –")
+        agree = (f"{_pct(a['class_agreement'])} ({_pct(a['class_agreement_decided'])} of the {a['decided_faces']} "
+                 f"decided) | {a['max_abs_prob_diff']:.4f} ({a['tolerance']})" if a else "reference | –")
         mark = " (fastest)" if key == c["peer_fastest"] else ""
         lines.append(f"| {label[key]}{mark} | {rate['per_s']:.1f} [{rate['per_s_min']:.1f}–{rate['per_s_max']:.1f}] | "
                      f"{rate['ratio_to_peer_fastest']:.2f}x | {agree} |")
