@@ -30,10 +30,21 @@ lab: $(STAMP)
 results: $(STAMP)
 	$(PY) benchmarks/make_results.py
 
-bench: $(STAMP)
-	for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_video.py ] || $(PY) $$f || exit 1; done
-	$(PY) benchmarks/bench_video.py --json benchmarks/results/video.json
+# `make bench`: every benchmark writes benchmarks/results/NAME.json, then docs/results.md is rendered from them.
+# `make bench-NAME results` reruns one (e.g. `make bench-synth results`).  Run on a quiet machine: the figures
+# are timings.  bench_notebooks re-executes the course in place and exits 1 when a notebook is over its budget
+# (its JSON is written all the same, so `make bench` goes on).
+BENCHES := synth analyze descriptors training video peers notebooks
+BENCH_ARGS_training := --threads 2
+BENCH_STATUS_notebooks := || echo "bench_notebooks: over the time budget (figures written)"
+
+bench: $(addprefix bench-,$(BENCHES))
 	$(PY) benchmarks/make_results.py
+
+bench-%: $(STAMP)
+	$(PY) benchmarks/bench_$*.py $(BENCH_ARGS_$*) --json benchmarks/results/$*.json $(BENCH_STATUS_$*)
+
+.NOTPARALLEL:
 
 clean:
 	rm -rf build .pytest_cache

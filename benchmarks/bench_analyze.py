@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 import warnings
@@ -39,29 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common import cpu_info, load_average, machine, medians, timed_rounds, write_json  # noqa: E402
+
 BATCH = 32
 SIZE = 224
 GEMM_N = 2048
+#: Issue 8's and 18's targets, as the report states them.
+TARGETS = {"efficientnet_b0_default_ratio_to_naive": 3.0, "mobilenetv1_100_fraction_of_bf16_bound": 0.30,
+           "efficientnet_b0_fraction_of_bf16_bound": 0.50}
 
 
-# --- machine --------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    try:
-        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
+# --- machine and timing ---------------------------------------------------------------
 def describe_machine() -> None:
     from facelab.inference.analyze import cpu_supports_bf16, resolve_precision
 
@@ -71,37 +58,21 @@ def describe_machine() -> None:
         ort = onnxruntime.__version__
     except ImportError:
         ort = "not installed"
-    print(f"CPU: {cpu_model()}  ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})")
+    print(f"CPU: {cpu_info()['model']}  ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()})")
     print(f"torch {torch.__version__}, onnxruntime {ort}, python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}")
     print(f"native bf16 (AMX/AVX512-BF16): {cpu_supports_bf16()}; torch CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; facelab default precision: {resolve_precision('auto')}")
-    print(f"load average at start: {load_average()}")
+    print(f"load average at start: {load_text()}")
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
-    return timed_interleaved({"fn": fn}, repeats)["fn"]
+def load_text() -> str:
+    return ", ".join(f"{v:.2f}" for v in load_average()) or "n/a"
 
 
 def timed_interleaved(fns: dict, repeats: int) -> dict:
-    """Median wall time of every ``fns[key]()``; the repeats go round-robin over the keys,
-    so a change in background load hits every method alike.  One warm-up run each."""
-    return {key: statistics.median(ts) for key, ts in timed_rounds(fns, repeats).items()}
-
-
-def timed_rounds(fns: dict, repeats: int) -> dict:
-    """Every wall time of every ``fns[key]()`` (``repeats`` rounds over the keys, after one
-    warm-up run each): ``{key: [seconds of round 1, round 2, ...]}``."""
-    for fn in fns.values():
-        fn()
-    times = {key: [] for key in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return times
+    """Median wall time of every ``fns[key]()`` over round-robin repeats (one warm-up run each)."""
+    return medians(timed_rounds(fns, repeats)[0])
 
 
 def gemm_rate(dtype, n: int = GEMM_N, repeats: int = 7) -> float:
@@ -109,7 +80,7 @@ def gemm_rate(dtype, n: int = GEMM_N, repeats: int = 7) -> float:
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g).to(dtype)
     b = torch.randn(n, n, generator=g).to(dtype)
-    return 2 * n ** 3 / timed(lambda: torch.matmul(a, b), repeats)
+    return 2 * n ** 3 / timed_interleaved({"gemm": lambda: torch.matmul(a, b)}, repeats)["gemm"]
 
 
 def flops_per_image(model, size: int = SIZE) -> float:
@@ -223,8 +194,8 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
             for dt in (torch.float32, torch.bfloat16)}
     net_fns["gemm_fp32"] = lambda: torch.matmul(*mats[torch.float32])
     net_fns["gemm_bf16"] = lambda: torch.matmul(*mats[torch.bfloat16])
-    rounds = timed_rounds(net_fns, max(args.repeats, 5))  # GEMM measured alongside, round by round
-    net_times = {key: statistics.median(ts) for key, ts in rounds.items()}
+    rounds = timed_rounds(net_fns, max(args.repeats, 5))[0]  # GEMM measured alongside, round by round
+    net_times = medians(rounds)
     gemm = {kind: 2 * n ** 3 / net_times.pop(f"gemm_{kind}") for kind in ("fp32", "bf16")}
     net_rates = {key: len(crops) / t for key, t in net_times.items()}
     flops = flops_per_image(model)
@@ -252,43 +223,67 @@ def bench_backbone(name: str, images, boxes, args) -> dict:
                 precision=default_precision, n_faces=n_faces, gemm=gemm, bound_rounds=bound_rounds)
 
 
-def report(r: dict) -> None:
+def summary(r: dict) -> dict:
+    """The figures of one backbone's run (:func:`bench_backbone`) as the report prints them and the JSON holds
+    them: rates, their ratios to the naive loop, fractions of the measured GEMM rate, end to end."""
     gemm = r["gemm"]
-    labels = {"fp32": "facelab fp32", "default": f"facelab default ({r['precision']})", "onnx": "onnxruntime",
-              "default_mean": f"facelab default ({r['precision']}), plain mean"}
+    out = {"backbone": r["name"], "size": SIZE, "faces": r["n_faces"], "precision": r["precision"],
+           "gflop_per_image": r["flops"] / 1e9, "gemm_gflop_per_s": {k: v / 1e9 for k, v in gemm.items()}}
     if r["rates"]:
-        rates, naive = r["rates"], r["rates"]["naive"]
-        parts = [f"naive {naive:6.1f} faces/s"]
+        naive = r["rates"]["naive"]
+        out["crop_network"] = {key: {"faces_per_s": rate, "ratio_to_naive": rate / naive}
+                               for key, rate in r["rates"].items()}
+    out["network_only"] = {}
+    for key, rate in r["net_rates"].items():
+        kind = "bf16" if key.startswith("default") and r["precision"] == "bf16" else "fp32"
+        out["network_only"][key] = {"img_per_s": rate, "gemm": kind, "fraction_of_gemm": r["flops"] * rate / gemm[kind]}
+    bound = gemm["bf16"] / r["flops"]
+    out["bf16_bound_img_per_s"] = bound
+    out["default_fraction_of_bf16_bound"] = r["net_rates"]["default"] / bound
+    out["default_fraction_rounds"] = [min(r["bound_rounds"]), max(r["bound_rounds"])]
+    if "default_mean" in r["net_rates"]:
+        out["default_mean_fraction_of_bf16_bound"] = r["net_rates"]["default_mean"] / bound
+    if r["e2e"] is not None:
+        e2e = {key: {"faces_per_s": r["counts"][key] / r["e2e"][key], "faces": r["counts"][key]}
+               for key in ("naive", "facelab")}
+        e2e["facelab"]["ratio_to_naive"] = e2e["facelab"]["faces_per_s"] / e2e["naive"]["faces_per_s"]
+        out["end_to_end"] = e2e
+    return out
+
+
+def report(s: dict) -> None:
+    name, gemm = s["backbone"], s["gemm_gflop_per_s"]
+    labels = {"fp32": "facelab fp32", "default": f"facelab default ({s['precision']})", "onnx": "onnxruntime",
+              "default_mean": f"facelab default ({s['precision']}), plain mean"}
+    if "crop_network" in s:
+        rates = s["crop_network"]
+        parts = [f"naive {rates['naive']['faces_per_s']:6.1f} faces/s"]
         for key in ("fp32", "default", "onnx"):
             if key in rates:
-                parts.append(f"{labels[key]} {rates[key]:6.1f} faces/s = {rates[key] / naive:.1f}x")
-        print(f"{r['name']} @{SIZE}px, crop+network, {r['n_faces']} faces: " + " | ".join(parts))
+                parts.append(f"{labels[key]} {rates[key]['faces_per_s']:6.1f} faces/s = "
+                             f"{rates[key]['ratio_to_naive']:.1f}x")
+        print(f"{name} @{SIZE}px, crop+network, {s['faces']} faces: " + " | ".join(parts))
 
-    gflops = r["flops"] / 1e9
     pieces = []
     for key in ("fp32", "default", "default_mean", "onnx"):
-        if key not in r["net_rates"]:
-            continue
-        rate = r["net_rates"][key]
-        kind = "bf16" if key.startswith("default") and r["precision"] == "bf16" else "fp32"
-        frac = r["flops"] * rate / gemm[kind]
-        pieces.append(f"{labels[key]} {rate:6.1f} img/s = {100 * frac:4.1f}% of {kind} GEMM")
-    print(f"{r['name']} network only, batch {BATCH}, {gflops:.2f} GFLOP/img (GEMM measured alongside: "
-          f"fp32 {gemm['fp32'] / 1e9:.0f}, bf16 {gemm['bf16'] / 1e9:.0f} GFLOP/s): " + " | ".join(pieces))
-    bound = gemm["bf16"] / r["flops"]
-    before = (f" (traced with the plain mean, as before: {100 * r['net_rates']['default_mean'] / bound:.1f}%)"
-              if "default_mean" in r["net_rates"] else "")
-    spread = r["bound_rounds"]
-    print(f"{r['name']} bf16-GEMM bound {bound:6.1f} img/s; facelab default reaches "
-          f"{100 * r['net_rates']['default'] / bound:.1f}% of it (round by round: "
-          f"{100 * min(spread):.1f}-{100 * max(spread):.1f}%){before}")
-    e2e = r["e2e"]
-    if e2e is None:
+        if key in s["network_only"]:
+            n = s["network_only"][key]
+            pieces.append(f"{labels[key]} {n['img_per_s']:6.1f} img/s = {100 * n['fraction_of_gemm']:4.1f}% of "
+                          f"{n['gemm']} GEMM")
+    print(f"{name} network only, batch {BATCH}, {s['gflop_per_image']:.2f} GFLOP/img (GEMM measured alongside: "
+          f"fp32 {gemm['fp32']:.0f}, bf16 {gemm['bf16']:.0f} GFLOP/s): " + " | ".join(pieces))
+    before = (f" (traced with the plain mean, as before: {100 * s['default_mean_fraction_of_bf16_bound']:.1f}%)"
+              if "default_mean_fraction_of_bf16_bound" in s else "")
+    lo, hi = s["default_fraction_rounds"]
+    print(f"{name} bf16-GEMM bound {s['bf16_bound_img_per_s']:6.1f} img/s; facelab default reaches "
+          f"{100 * s['default_fraction_of_bf16_bound']:.1f}% of it (round by round: "
+          f"{100 * lo:.1f}-{100 * hi:.1f}%){before}")
+    if "end_to_end" not in s:
         return
-    f_rate, n_rate = r["counts"]["facelab"] / e2e["facelab"], r["counts"]["naive"] / e2e["naive"]
-    print(f"{r['name']} end to end (MTCNN detection included): naive {n_rate:6.1f} faces/s "
-          f"({r['counts']['naive']} faces) | facelab default {f_rate:6.1f} faces/s "
-          f"({r['counts']['facelab']} faces) = {f_rate / n_rate:.1f}x")
+    e = s["end_to_end"]
+    print(f"{name} end to end (MTCNN detection included): naive {e['naive']['faces_per_s']:6.1f} faces/s "
+          f"({e['naive']['faces']} faces) | facelab default {e['facelab']['faces_per_s']:6.1f} faces/s "
+          f"({e['facelab']['faces']} faces) = {e['facelab']['ratio_to_naive']:.1f}x")
 
 
 def main(argv=None) -> int:
@@ -298,6 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backbones", default="efficientnet_b0,mobilenetv1_100")
     parser.add_argument("--network-only", action="store_true",
                         help="only the network-only figures at batch 32 (with the GEMM measured alongside)")
+    parser.add_argument("--json", type=Path, help="write every figure here (with the machine and the date)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); on cores shared with other jobs, "
                              "1 keeps OpenMP threads from waiting on each other")
@@ -306,6 +302,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    info = machine()
     describe_machine()
     gemm = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
     print(f"measured GEMM ({GEMM_N}^3 matmul, alone): fp32 {gemm['fp32'] / 1e9:.0f} GFLOP/s, "
@@ -314,15 +311,24 @@ def main(argv=None) -> int:
     images, boxes = face_world_photos(args.faces)
     print(f"{len(images)} face-world photos of 256 x 256 px, one face each (rendered in "
           f"{time.perf_counter() - t0:.1f} s); times are medians of {args.repeats} repeats\n")
+    results = []
     for name in args.backbones.split(","):
-        r = bench_backbone(name.strip(), images, boxes, args)
-        report(r)
+        results.append(summary(bench_backbone(name.strip(), images, boxes, args)))
+        report(results[-1])
         print()
-    targets_note = ("targets: facelab default >= 3x naive on efficientnet_b0 @224 (crop+network); "
-                    "mobilenetv1_100 batch 32 >= 30% of the bf16-GEMM bound; "
-                    "efficientnet_b0 batch 32 >= 50% of the bf16-GEMM bound (issue 18)")
+    t = TARGETS
+    targets_note = (f"targets: facelab default >= {t['efficientnet_b0_default_ratio_to_naive']:g}x naive on "
+                    f"efficientnet_b0 @224 (crop+network); mobilenetv1_100 batch 32 >= "
+                    f"{100 * t['mobilenetv1_100_fraction_of_bf16_bound']:.0f}% of the bf16-GEMM bound; "
+                    f"efficientnet_b0 batch 32 >= {100 * t['efficientnet_b0_fraction_of_bf16_bound']:.0f}% of the "
+                    "bf16-GEMM bound (issue 18)")
     print(targets_note)
-    print(f"load average at end: {load_average()}")
+    print(f"load average at end: {load_text()}")
+    if args.json:
+        write_json(args.json, {"machine": info, "faces": args.faces, "repeats": args.repeats, "batch": BATCH,
+                               "gemm_alone_gflop_per_s": {k: v / 1e9 for k, v in gemm.items()},
+                               "network_only_mode": args.network_only, "backbones": results, "targets": TARGETS,
+                               "load_average_end": load_average()})
     return 0
 
 

@@ -11,44 +11,31 @@ The executed notebooks are written back (their committed outputs) without stale 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import children_cpu_seconds, machine, write_json  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 BUDGET_S, SERIES_BUDGET_S = 180, 900
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()] or ["no bf16 flag"]
-    threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
-    return f"{cpu} ({', '.join(bf16)}), {os.cpu_count()} cores, torch threads: {threads}"
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def execute(path: Path) -> dict:
     """Run one notebook top to bottom in a fresh kernel (working folder: notebooks/) and save it."""
     nb = nbformat.read(path, as_version=4)
-    cpu0, t0 = children_cpu_s(), time.monotonic()
+    cpu0, t0 = children_cpu_seconds(), time.monotonic()
     NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     wall = time.monotonic() - t0
     nb.metadata.pop("widgets", None)  # stale widget state (progress bars of a run) is not an output
     nbformat.write(nb, path)
-    return {"notebook": path.stem, "wall_s": round(wall, 1), "kernel_cpu_s": round(children_cpu_s() - cpu0, 1)}
+    return {"notebook": path.stem, "wall_s": round(wall, 1), "kernel_cpu_s": round(children_cpu_seconds() - cpu0, 1)}
 
 
 def main(argv=None) -> int:
@@ -59,6 +46,7 @@ def main(argv=None) -> int:
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))
     if args.names:
         paths = [p for p in paths if p.stem in args.names or p.name in args.names]
+    info = machine(torch_info=False)  # kernels run torch with their own threads: OMP_NUM_THREADS or torch's default
     caches_empty = not any((REPO / "data" / "cache").glob("*/*")) and not any((REPO / "data" / "synth").glob("*"))
     rows = []
     for path in paths:
@@ -68,9 +56,9 @@ def main(argv=None) -> int:
     total = sum(r["wall_s"] for r in rows)
     print(f"series: {total:.0f} s wall")
     if args.json:
-        result = {"machine": machine(), "caches_empty_at_start": caches_empty, "notebooks": rows,
-                  "total_wall_s": round(total, 1), "budget_s": BUDGET_S, "series_budget_s": SERIES_BUDGET_S}
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_json(args.json, {"machine": info, "caches_empty_at_start": caches_empty, "notebooks": rows,
+                               "total_wall_s": round(total, 1), "budget_s": BUDGET_S,
+                               "series_budget_s": SERIES_BUDGET_S})
     return 0 if all(r["wall_s"] <= BUDGET_S for r in rows) and total <= SERIES_BUDGET_S else 1
 
 

@@ -69,12 +69,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +82,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from common import CpuMeter, load_average, machine, module_versions, rate_stats, timed_rounds, write_json  # noqa: E402
 
 PEER = "emotiefflib"
 PEER_VERSION = "1.1.1"
@@ -111,75 +109,10 @@ BF16_TOL = 0.1
 IOU_MATCH = 0.5
 
 
-# --- machine -------------------------------------------------------------------------------------
-def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
-    return {"model": model, "logical_cores": os.cpu_count(), "flags": {f: f in flags for f in wanted}}
-
-
-def versions() -> dict:
-    import torch
-
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("timm", "onnxruntime", "onnx", "facenet_pytorch", "cv2", "PIL", PEER):
-        try:
-            m = __import__(mod)
-            out[mod] = getattr(m, "__version__", "?")
-        except ImportError:
-            out[mod] = None
-    if out["facenet_pytorch"] == "?":
-        from importlib.metadata import version
-
-        out["facenet_pytorch"] = version("facenet-pytorch")
-    return out
-
-
-def load_average() -> list:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
-
-
-class CpuMeter:
-    """CPU seconds the *other* processes of the machine used while this one ran
-    (``/proc/stat`` busy time minus this process's own user + system time)."""
-
-    def __init__(self):
-        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy():
-        try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-            return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            return None
-
-    @staticmethod
-    def _own():
-        r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
-
-    def report(self) -> dict:
-        wall = time.perf_counter() - self.t0
-        busy = self._busy()
-        own = self._own() - self.own0
-        other = None if busy is None or self.busy0 is None else max(0.0, busy - self.busy0 - own)
-        return {"wall_s": round(wall, 1), "own_cpu_s": round(own, 1),
-                "other_processes_cpu_s": None if other is None else round(other, 1),
-                "other_processes_mean_cores": None if other is None else round(other / max(wall, 1e-9), 2)}
+def shown(path: Path) -> str:
+    """A path as the JSON shows it: relative to the repository when inside it (no machine's folders)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 # --- the peer: install, import, keep it offline ----------------------------------------------------
@@ -348,30 +281,7 @@ def hd_frames(n: int, seed: int = 7, width: int = 1920, height: int = 1080):
                          face_px=(40, 240), seed_people=seed + i) for i in range(n)]
 
 
-# --- timing and comparison ----------------------------------------------------------------------------
-def timed_interleaved(fns: dict, repeats: int, warmups: dict | None = None) -> tuple[dict, dict]:
-    """Wall times of every ``fns[key]()`` over ``repeats`` round-robin repeats (background load
-    hits every method alike), after one warm-up call each (``warmups[key]`` if given).
-    Returns ``({key: [seconds, ...]}, {key: output of the first timed call})``."""
-    for key, fn in fns.items():
-        (warmups or {}).get(key, fn)()
-    times, outputs = {k: [] for k in fns}, {}
-    for r in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            out = fn()
-            times[key].append(time.perf_counter() - t0)
-            if r == 0:
-                outputs[key] = out
-    return times, outputs
-
-
-def rate_stats(count: int, seconds: list) -> dict:
-    med = statistics.median(seconds)
-    return {"per_s": count / med, "per_s_min": count / max(seconds), "per_s_max": count / min(seconds),
-            "median_s": med, "times_s": [round(t, 4) for t in seconds]}
-
-
+# --- comparison ----------------------------------------------------------------------------------------
 def agreement(ref: np.ndarray, got: np.ndarray, tol: float) -> dict:
     """Class agreement and probability differences of ``got`` against ``ref`` (N x C)."""
     ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
@@ -449,7 +359,7 @@ def bench_crops(recognizers: dict, analyzers: dict, crops_u8, args) -> dict:
     n_warm = min(len(crops_np), 2 * L) if not args.quick else len(crops_np)
     fns = {k: (lambda f=f: f(crops_np, crops_u8)) for k, f in make.items()}
     warm = {k: (lambda f=f: f(crops_np[:n_warm], crops_u8[:n_warm])) for k, f in make.items()}
-    times, outputs = timed_interleaved(fns, args.repeats, warm)
+    times, outputs = timed_rounds(fns, args.repeats, warm)
     rates = {k: rate_stats(len(crops_np), ts) for k, ts in times.items()}
     peer_keys = [k for k in rates if k.startswith("eel_")]
     published = [k for k in peer_keys if k != "eel_torch_list_nograd"]
@@ -497,7 +407,7 @@ def bench_photos(recognizer, analyzer, scenes, args) -> dict:
         return analyzer.analyze(imgs)
 
     warm = images[:16]
-    times, outputs = timed_interleaved({"publisher": lambda: publisher(images), "facelab": lambda: facelab(images)},
+    times, outputs = timed_rounds({"publisher": lambda: publisher(images), "facelab": lambda: facelab(images)},
                                        args.repeats, {"publisher": lambda: publisher(warm),
                                                       "facelab": lambda: facelab(warm)})
     pub, df = outputs["publisher"], outputs["facelab"]
@@ -555,7 +465,7 @@ def bench_detection(frames, args) -> dict:
     else:
         result["facelab_available"] = False
         result["facelab_note"] = "facelab.faces.detect_faces has no detect_size parameter yet"
-    times, outputs = timed_interleaved({k: (lambda f=f: f(images)) for k, f in make.items()}, args.repeats,
+    times, outputs = timed_rounds({k: (lambda f=f: f(images)) for k, f in make.items()}, args.repeats,
                                        {k: (lambda f=f: f(images[:1])) for k, f in make.items()})
     for key, found in outputs.items():
         hits = sum(len(match(t, f)) for t, f in zip(truth, found))
@@ -669,10 +579,10 @@ def main(argv=None) -> int:
     from facelab.checkpoints import import_hsemotion
 
     args.default_precision = resolve_precision("auto")
-    res = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "machine": {"cpu": cpu_info(), "torch_threads": torch.get_num_threads(),
-                       "onnxruntime_threads": torch.get_num_threads() if args.threads or args.quick else "default",
-                       "facelab_native_bf16": cpu_supports_bf16(), "default_precision": args.default_precision}}
+    info = machine()
+    info.update({"onnxruntime_threads": torch.get_num_threads() if args.threads or args.quick else "default",
+                 "facelab_native_bf16": cpu_supports_bf16(), "default_precision": args.default_precision})
+    res = {"settings": {k: (shown(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "machine": info}
 
     t0 = time.perf_counter()
     calibration, cal_labels = face_crops(args.calibration_faces, args.crop_size, seed=1)
@@ -701,9 +611,10 @@ def main(argv=None) -> int:
 
             recognizers = {"torch": EmotiEffLibRecognizerTorch(MODEL_NAME, device="cpu"),
                            "onnx": EmotiEffLibRecognizerOnnx(MODEL_NAME)}
-            res["machine"]["versions"] = versions()
+            res["machine"]["versions"].update(module_versions(
+                ("timm", "onnxruntime", "onnx", "facenet_pytorch", "cv2", "PIL", PEER)))
             res["machine"]["versions"][PEER] = emotiefflib.__version__
-            res["peer"] = {"package": f"{PEER}=={emotiefflib.__version__}", "installed_in": str(site),
+            res["peer"] = {"package": f"{PEER}=={emotiefflib.__version__}", "installed_in": shown(site),
                            "how": "pip install --no-deps --target (this script); on sys.path of this process only",
                            "model_files": f"$HOME/.emotiefflib/{MODEL_NAME}.pt/.onnx in a temporary HOME"}
             # min_face_size=40 as the publisher's pipeline (it matters only to analyze(), in part 2)
@@ -737,9 +648,7 @@ def main(argv=None) -> int:
     print()
     print_report(res, args.quick)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2, default=float))
-        print(f"\nfigures written to {args.json}")
+        print(f"\nfigures written to {write_json(args.json, res)}")
     return 0
 
 

@@ -9,7 +9,7 @@ A. issue 3 -- a small CNN trained from scratch for <= 3 min on 2 cores on the Af
    (mobilenetv4_conv_small, 48 px, plain cross-entropy), timed in wall seconds: run it with
    ``--threads 2`` on a quiet machine.  The network is trained on AffectNet's imbalanced
    classes and judged on a balanced set, so its decisions there divide out the training
-   prior (the Bayes correction, :func:`prior_corrected_accuracy`); the claim is judged on
+   prior (the Bayes correction, :func:`facelab.metrics.prior_corrected_accuracy`); the claim is judged on
    those decisions, and the plain argmax figures are printed beside them.  Trained with
    three seeds (0, 1, 2); the claim holds only if it holds for each.
 B. issue 4 -- identity pre-training in <= 3 min reaches >= 80 % on the LFW protocol
@@ -41,12 +41,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
-import resource
 import sys
-import time
 from pathlib import Path
 
 if __name__ == "__main__":  # before torch starts its thread pool
@@ -60,17 +56,17 @@ if __name__ == "__main__":  # before torch starts its thread pool
 import numpy as np
 import torch
 
-from facelab import labels as L
 from facelab.apps import viz
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.data.prepare import prepare_dataset
 from facelab.data.tensors import preload
 from facelab.models import MultiTaskNet
-from facelab.synth.writers import NOTEBOOK_DEFAULTS, ensure_dataset
-from facelab.training.course import utkface_split
-from facelab.training.evaluate import (emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict,
-                                       prior_corrected_accuracy)
+from facelab.synth.writers import NOTEBOOK_DEFAULTS
+from facelab.training.course import face_crops, utkface_split
+from facelab.training.evaluate import emotion_metrics, evaluate_attributes, evaluate_identity, log_prior, predict
 from facelab.training.train import train_attributes, train_emotion, train_identity
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Timer, load_average, machine, write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "mobilenetv1_100"
@@ -88,52 +84,12 @@ QUICK_DATA = {"vggface2": {"n": 12, "images_per_person": 4}, "lfw": {"n": 12},
 
 
 # =====================================================================================
-# Measuring
-# =====================================================================================
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all threads) and its finished children."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class Timer:
-    """``with Timer() as t: ...`` -> t.wall, t.cpu (seconds)."""
-
-    def __enter__(self):
-        self.w0, self.c0 = time.perf_counter(), cpu_seconds()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.w0, cpu_seconds() - self.c0
-
-
-def machine() -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "load_avg_1min": round(os.getloadavg()[0], 1),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
-
-
-# =====================================================================================
 # Data: built-in datasets -> tight MTCNN crops at 64 px (cached), preloaded
 # =====================================================================================
 def tight_crops(name: str, size: int = IMG_SIZE, **data_kw) -> Path:
-    """``ensure_dataset(name, **data_kw)`` cropped once with the paper's tight crop
-    (``prepare_dataset``; photos without a face are listed in ``failures.csv``)."""
-    kw = {k: v for k, v in NOTEBOOK_DEFAULTS[name].items() if k != "n"}
-    kw.update(data_kw)
-    kw.setdefault("n", NOTEBOOK_DEFAULTS[name]["n"])
-    source = ensure_dataset(name, progress=False, **kw)
-    out = REPO / "data" / "cache" / "crops" / f"{source.name}-tight-{size}px"
-    prepare_dataset(source, out, policy="tight", size=size, progress=False)
-    return out
+    """``ensure_dataset(name, **data_kw)`` cropped once with the paper's tight crop and MTCNN's
+    smallest face 20 px (``course.face_crops``; photos without a face are listed in ``failures.csv``)."""
+    return face_crops(name, "tight", size, data_kw=data_kw, progress=False, min_face_size=20)
 
 
 def load_data(quick: bool, claims: str = "ABCDE") -> dict:
@@ -224,7 +180,7 @@ def train_identity_run(train, lfw, *, epochs, lr, sam=(True, False), batch_size=
 def train_emotion_run(model, train, val, *, weighted=True, epochs, lr, sam=(True, False), batch_size=64, seed=0,
                       label="", img_size=IMG_SIZE, cosine=False):
     """Emotion training (from whatever ``model`` holds), then balanced accuracy on val: by
-    argmax, and after :func:`prior_corrected_accuracy` (one pass of the network over val)."""
+    argmax, and after :func:`facelab.metrics.prior_corrected_accuracy` (one pass of the network over val)."""
     with Timer() as t:
         history = train_emotion(model, train, weighted=weighted, epochs=tuple(epochs), lr=tuple(lr), sam=tuple(sam),
                                 img_size=img_size, batch_size=batch_size, seed=seed, progress=False, cosine=cosine)
@@ -316,7 +272,7 @@ def scratch_emotion_network(train, val, weighted: bool = False, seed: int = 0, q
 
 def scratch_claim_holds(record) -> bool:
     """Claim A for one run, judged on the network's decisions for the balanced validation set
-    (the prior-corrected argmax, :func:`prior_corrected_accuracy`): 55-95 % balanced accuracy,
+    (the prior-corrected argmax, :func:`facelab.metrics.prior_corrected_accuracy`): 55-95 % balanced accuracy,
     the 3 largest confusions all named pairs, <= 180 s of training (wall)."""
     pc = record["prior_corrected"]
     return bool(0.55 <= pc["balanced_accuracy"] <= 0.95 and record["wall_s"] <= 180
@@ -377,8 +333,8 @@ def main(argv=None) -> int:
     budget = args.budget or (256 if args.quick else 30_000)
     claims = set(args.claims.upper())
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} "
-          f"thread(s), load average {info['load_avg_1min']}")
+    print(f"machine: {info['cpu']['model']}, {info['cpu']['logical_cores']} cores, torch {info['versions']['torch']} "
+          f"with {info['torch_threads']} thread(s), load average {info['load_average'][0]:.1f}")
     print(f"budget: {budget} training images per run (~{budget / IDLE_RATE:.0f} s at {IDLE_RATE:.0f} img/s on "
           f"2 idle cores); backbone {BACKBONE}, {IMG_SIZE} px, random init" + (" [QUICK: figures mean nothing]"
                                                                                    if args.quick else ""))
@@ -484,11 +440,8 @@ def main(argv=None) -> int:
     for key in sorted(verdicts):
         ok, text = verdicts[key]
         print(f"  {key:<6} {'PASS' if ok else 'FAIL'}    {text}")
-    result["load_avg_1min_end"] = round(os.getloadavg()[0], 1)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-    print(f"figures written to {out}")
+    result["load_average_end"] = load_average()
+    print(f"figures written to {write_json(args.json, result)}")
     return 0
 
 

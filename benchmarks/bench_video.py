@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -36,20 +35,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import machine, machine_text, write_json  # noqa: E402
+
 #: The networks timed: name -> (timm backbone, input size).
 NETWORKS = {"course": ("mobilenetv4_conv_small", 64), "efficientnet_b0": ("efficientnet_b0", 224)}
 MIN_VISIBLE = 0.5  # true faces less visible than this are not counted as faces to track
-
-
-def machine(threads: int) -> str:
-    import torch
-
-    from facelab.inference.runtime import cpu_supports_bf16
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return (f"{cpu}, {os.cpu_count()} cores, native bf16: {cpu_supports_bf16()}, torch {torch.__version__}, "
-            f"{threads} torch threads")
 
 
 # --- the clip ---------------------------------------------------------------------------------
@@ -193,10 +183,12 @@ def main(argv=None) -> int:
         clip, truth = crowd_clip(work, width=size[0], height=size[1], duration=args.duration, people=args.people)
     duration, n_frames = clip_duration(clip)
     fps = n_frames / duration
-    print(f"machine: {machine(args.threads)}")
+    info = machine()
+    info["torch_threads"] = args.threads  # what every measuring child process sets
+    print(f"machine: {machine_text(info)}")
     print(f"clip: {clip.name}, {n_frames} frames, {duration:.1f} s; detection every {args.detect_every} frames "
           f"at {args.detect_size or 'full'} px" + ("" if not args.quick else "  (quick mode: no timing claims)"))
-    result = {"machine": machine(args.threads), "clip": clip.name, "frames": n_frames, "duration_s": duration,
+    result = {"machine": info, "clip": clip.name, "frames": n_frames, "duration_s": duration,
               "detect_size": args.detect_size, "detect_every": args.detect_every, "quick": args.quick, "networks": {}}
     for name in args.networks.split(","):
         tracks_file = work / f"{clip.stem}.{name}.tracks.json"
@@ -227,10 +219,7 @@ def main(argv=None) -> int:
                           r["seconds"]}
         print(f"memory: peak RSS {short_rss:.0f} MiB for the clip, {r['peak_rss_mib']:.0f} MiB for it {args.long}x "
               f"longer: ratio {result['long']['rss_ratio']:.2f}")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"-> {out}")
+    print(f"-> {write_json(args.json, result)}")
     return 0
 
 
