@@ -298,21 +298,6 @@ def agreement(ref: np.ndarray, got: np.ndarray, tol: float) -> dict:
             "largest_ref_margin_among_disagreeing": float((top2[:, 1] - top2[:, 0])[~same].max()) if (~same).any() else 0.0}
 
 
-def match(truth, found, min_iou: float = IOU_MATCH) -> list:
-    """Greedy one-to-one matching: ``[(truth index, found index), ...]`` with IoU >= min_iou."""
-    from facelab.inference.tracking import box_iou  # facelab loads after the thread settings, like the rest here
-
-    ious = box_iou(truth, found)
-    pairs = sorted(((float(ious[i, j]), i, j) for i in range(len(truth)) for j in range(len(found))), reverse=True)
-    used_t, used_f, out = set(), set(), []
-    for v, i, j in pairs:
-        if v >= min_iou and i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            out.append((i, j))
-    return out
-
-
 # --- part 1: recognizers on the same crops --------------------------------------------------------------
 LABELS = {
     "eel_torch_one": "EmotiEffLib Torch, one face per call",
@@ -380,6 +365,8 @@ def bench_photos(recognizer, analyzer, scenes, args) -> dict:
     import torch
     from facenet_pytorch import MTCNN
 
+    from facelab.inference.tracking import match_boxes
+
     images = [s.image for s in scenes]
     mtcnn = MTCNN(keep_all=False, post_process=False, min_face_size=40, device="cpu")
     nograd = args.peer_nograd
@@ -420,9 +407,9 @@ def bench_photos(recognizer, analyzer, scenes, args) -> dict:
         p_boxes, p_scores = pub[i]
         rows = ok[ok["input"] == i]
         f_boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy().tolist()
-        recall["publisher"] += len(match(scene.boxes, p_boxes))
-        recall["facelab"] += len(match(scene.boxes, f_boxes))
-        for a, b in match(p_boxes, f_boxes):
+        recall["publisher"] += len(match_boxes(scene.boxes, p_boxes, IOU_MATCH))
+        recall["facelab"] += len(match_boxes(scene.boxes, f_boxes, IOU_MATCH))
+        for a, b in match_boxes(p_boxes, f_boxes, IOU_MATCH):
             both += 1
             same += int(np.argmax(p_scores[a]) == np.argmax(rows[emotion_cols].to_numpy()[b]))
     n_pub = sum(len(b) for b, _ in pub)
@@ -440,6 +427,8 @@ def bench_detection(frames, args) -> dict:
     import inspect
 
     from facenet_pytorch import MTCNN
+
+    from facelab.inference.tracking import match_boxes
 
     from facelab import faces as fl_faces
 
@@ -468,9 +457,10 @@ def bench_detection(frames, args) -> dict:
     times, outputs = timed_rounds({k: (lambda f=f: f(images)) for k, f in make.items()}, args.repeats,
                                        {k: (lambda f=f: f(images[:1])) for k, f in make.items()})
     for key, found in outputs.items():
-        hits = sum(len(match(t, f)) for t, f in zip(truth, found))
+        hits = sum(len(match_boxes(t, f, IOU_MATCH)) for t, f in zip(truth, found))
         n_found = sum(len(f) for f in found)
-        matched_any = sum(len(match(s.boxes, f)) for s, f in zip(frames, found))  # any true face, any size
+        # any true face, any size
+        matched_any = sum(len(match_boxes(s.boxes, f, IOU_MATCH)) for s, f in zip(frames, found))
         result[key] = {"recall_40px": hits / max(1, result["true_faces_40px"]), "detections": n_found,
                        "false_detections": int(n_found - matched_any), **rate_stats(len(images), times[key])}
     if "facelab_detect_size" in result:

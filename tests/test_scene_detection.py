@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from facelab.faces import detect_faces
+from facelab.inference.tracking import box_iou, match_boxes
 from facelab.labels import EMOTIONS_8
 from facelab.synth import render_face, render_scene, sample_nuisance, sample_people
 
@@ -23,23 +24,14 @@ FACE_PX = (48, 96)
 
 
 def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(box_iou([a], [b])[0, 0])
 
 
 def match(truth, found, min_iou=0.5):
-    """Greedy one-to-one matching: (IoUs of matched true boxes, number of unmatched detections)."""
-    pairs = sorted(((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True)
-    used_t, used_f, ious = set(), set(), []
-    for v, i, j in pairs:
-        if v >= min_iou and i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            ious.append(v)
-    return ious, len(found) - len(used_f)
+    """(IoUs of the true boxes matched one to one, number of unmatched detections)."""
+    pairs = match_boxes(truth, found, min_iou)
+    ious = box_iou(truth, found) if pairs else None
+    return [float(ious[i, j]) for i, j in pairs], len(found) - len(pairs)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -20,6 +20,7 @@ from facelab.inference.tracking import (
     FaceTracker,
     appearance_vectors,
     box_iou,
+    match_boxes,
     color_histogram,
     track_metrics,
 )
@@ -324,3 +325,14 @@ def test_group_descriptor_pools_people_then_frames():
     assert frame_statistics(clip.tracks[2].features).vector[18:].sum() == 0  # one frame: std 0
     with pytest.raises(InvalidInputError, match="twice"):
         tracks_by_frame([(np.array([1, 1]), np.zeros((2, 6)))])
+
+
+def test_match_boxes_pairs_one_to_one_above_the_iou_threshold():
+    truth = [[0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 60, 60]]
+    found = [[21, 0, 31, 10], [0, 1, 10, 11], [0, 0, 10, 10], [100, 100, 110, 110]]
+    # the exact copy wins truth 0 over the shifted one; truth 2 and found 3 have no partner
+    assert match_boxes(truth, found) == [(0, 2), (1, 0)]
+    assert match_boxes(truth, found, min_iou=0.95) == [(0, 2)]
+    assert match_boxes(truth, []) == [] and match_boxes([], found) == []
+    with pytest.raises(InvalidInputError):
+        match_boxes(truth, found, min_iou=1.5)

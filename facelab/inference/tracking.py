@@ -313,6 +313,19 @@ def _assign(cost: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _FORBIDDEN]
 
 
+def match_boxes(a, b, min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """Pair the boxes of ``a`` (n x 4) with those of ``b`` (m x 4) one to one: ``[(i, j), ...]`` by i.
+
+    The pairs with the largest total IoU (``linear_sum_assignment``), keeping only pairs whose IoU is
+    at least ``min_iou``: how detections are matched to true faces, and predicted tracks to people."""
+    _fraction("min_iou", min_iou)
+    a, b = _as_boxes(a), _as_boxes(b)
+    if not (len(a) and len(b)):
+        return []
+    iou = box_iou(a, b)
+    return sorted(_assign(np.where(iou >= min_iou, 1.0 - iou, _FORBIDDEN)))
+
+
 def _as_boxes(boxes) -> np.ndarray:
     b = np.asarray(boxes if boxes is not None else np.zeros((0, 4)), dtype=np.float64)
     if b.size == 0:
@@ -419,9 +432,7 @@ def track_metrics(true_ids, true_boxes, pred_ids, pred_boxes, *, iou_threshold: 
             switches.setdefault(person, 0)
         if not (len(tid) and len(pid)):
             continue
-        iou = box_iou(tb, pb)
-        cost = np.where(iou >= iou_threshold, 1.0 - iou, _FORBIDDEN)
-        for r, c in _assign(cost):
+        for r, c in match_boxes(tb, pb, iou_threshold):
             person, track = tid[r], pid[c]
             n_matched += 1
             counts[(person, track)] = counts.get((person, track), 0) + 1
@@ -451,5 +462,4 @@ def _key(value):
 
 
 __all__ = ["APPEARANCES", "FaceTracker", "TrackMetrics", "appearance_vectors", "box_iou", "check_appearance",
-           "color_histogram", "inside_part",
-           "track_metrics"]
+           "color_histogram", "inside_part", "match_boxes", "track_metrics"]
