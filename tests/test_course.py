@@ -5,6 +5,7 @@ import torch
 from facelab.training import course
 from facelab.checkpoints import read_checkpoint_config
 from facelab.data.datasets import read_lfw, read_vggface2
+from facelab.errors import InvalidInputError
 from facelab.synth import writers
 
 TINY = "test_efficientnet"  # a tiny timm model: the recipes' logic, not their accuracy, is tested here
@@ -177,6 +178,21 @@ def test_emotion_runs_differ_by_run_seed_and_identity_crop_with_their_own_names(
     # fine-tuned on tight crops, starting from the identity network of centre crops
     crossed = course.emotion_model(**dict(small(**kw), crop="tight", identity_crop="center"))
     assert calls["identity"] == 1 and "_tight_" in crossed.course_name
+
+
+def test_emotion_also_cache_keeps_the_shorter_run_of_the_same_training(calls):
+    kw = dict(identity_epochs=(1, 0), weighted=False, run_seed=1)
+    long = course.emotion_model(**small(epochs=(1, 2), also_cache=(1,), **kw))
+    assert calls["emotion"] == 1
+    assert "also_cache" not in read_checkpoint_config(course.recipe_path(long.course_name))["extra"]["recipe"]
+    short = course.emotion_model(**small(epochs=(1, 1), **kw))   # cached by the longer run: no training
+    assert calls["emotion"] == 1 and short.course_name != long.course_name
+    assert list(course.recipe_history(short.course_name)["stage"]) == ["A", "B"]
+    trained = course.emotion_model(**small(epochs=(1, 1), retrain=True, **kw))  # the same recipe, trained alone
+    assert calls["emotion"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(weights(short).values(), weights(trained).values()))
+    with pytest.raises(InvalidInputError, match="also_cache"):
+        course.emotion_model(**small(epochs=(1, 2), also_cache=(2,), **kw))
 
 
 def test_bad_arguments_are_named():

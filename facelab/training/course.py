@@ -35,6 +35,7 @@ course therefore uses ``COURSE_BACKBONE = "mobilenetv4_conv_small"``; pass
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import zlib
@@ -54,6 +55,7 @@ from facelab.models import MultiTaskNet
 from facelab.paths import cache_dir, models_dir
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, dataset_version, ensure_dataset
 from facelab.training.evaluate import evaluate_identity
+from facelab.training.loop import _history_frame
 from facelab.training.train import train_attributes, train_emotion, train_identity
 #: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
 RECIPE_VERSION = 1
@@ -340,11 +342,28 @@ def attribute_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_
     return _save(model, name, recipe, history)
 
 
+def _emotion_recipe(backbone, num_classes, weighted, *, img_size, epochs, crop, seed, identity_epochs, batch_size,
+                    lr, run_seed, identity_crop) -> tuple[str, dict]:
+    """(cache name, full recipe) of :func:`emotion_model`."""
+    settings = {"epochs": [int(e) for e in epochs], "identity_epochs": [int(e) for e in identity_epochs],
+                "num_classes": int(num_classes), "weighted": bool(weighted), "batch_size": int(batch_size),
+                "lr": [float(v) for v in lr], "data": _data_tag("vggface2", "train", "affectnet", "train")}
+    if run_seed is not None and int(run_seed) != int(seed):  # only when set: older cached recipes stay valid
+        settings["run_seed"] = int(run_seed)
+    if identity_crop is not None and identity_crop != crop:
+        settings["identity_crop"] = str(identity_crop)
+    defaults = {"epochs": list(EMOTION_EPOCHS), "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
+                "lr": list(EMOTION_LR), "num_classes": settings["num_classes"], "weighted": settings["weighted"],
+                "data": settings["data"]}
+    tags = (f"{int(num_classes)}cls", "eq2" if weighted else "ce")
+    return _recipe("emotion", backbone, img_size, crop, seed, settings, defaults, tags=tags)
+
+
 def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighted: bool = True,
                   img_size: int = COURSE_IMG_SIZE, epochs=EMOTION_EPOCHS, crop: str = "tight", seed: int = 0,
                   progress: bool = True, *, identity_epochs=IDENTITY_EPOCHS, batch_size: int = 64,
                   lr=EMOTION_LR, run_seed: int | None = None, identity_crop: str | None = None,
-                  retrain: bool = False) -> MultiTaskNet:
+                  also_cache=(), retrain: bool = False) -> MultiTaskNet:
     """Emotion fine-tuning of the identity network (paper: AffectNet, C_e = 8 or 7), cached.
 
     Starts from :func:`identity_model`; a new emotion head with ``num_classes`` outputs.
@@ -359,28 +378,44 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
     ``identity_crop``: the crop policy of the identity network it starts from (None: ``crop``),
     so that emotion networks fine-tuned on different crops can start from the same weights.
     Either one, when it differs from the default, gives the recipe its own cache name.
+
+    ``also_cache``: stage-B epoch counts ``k`` (``0 < k < epochs[1]``).  When this recipe is trained
+    now, the weights after stage B epoch ``k`` are also cached, as the recipe with
+    ``epochs=(epochs[0], k)`` (everything else the same): stage B keeps a constant learning rate, so
+    the first ``k`` epochs of the longer run *are* that shorter run, which then costs nothing to train.
+    It changes neither this recipe nor its cache name; shorter recipes already cached are kept.
     """
     if num_classes not in (7, 8):
         raise InvalidInputError(f"emotion_model: num_classes must be 8 or 7 (without Contempt), got {num_classes}")
-    settings = {"epochs": [int(e) for e in epochs], "identity_epochs": [int(e) for e in identity_epochs],
-                "num_classes": int(num_classes), "weighted": bool(weighted), "batch_size": int(batch_size),
-                "lr": [float(v) for v in lr], "data": _data_tag("vggface2", "train", "affectnet", "train")}
-    if run_seed is not None and int(run_seed) != int(seed):  # only when set: older cached recipes stay valid
-        settings["run_seed"] = int(run_seed)
-    if identity_crop is not None and identity_crop != crop:
-        settings["identity_crop"] = str(identity_crop)
-    defaults = {"epochs": list(EMOTION_EPOCHS), "identity_epochs": list(IDENTITY_EPOCHS), "batch_size": 64,
-                "lr": list(EMOTION_LR), "num_classes": settings["num_classes"], "weighted": settings["weighted"],
-                "data": settings["data"]}
-    tags = (f"{int(num_classes)}cls", "eq2" if weighted else "ce")
-    name, recipe = _recipe("emotion", backbone, img_size, crop, seed, settings, defaults, tags=tags)
+    name, recipe = _emotion_recipe(backbone, num_classes, weighted, img_size=img_size, epochs=epochs, crop=crop,
+                                   seed=seed, identity_epochs=identity_epochs, batch_size=batch_size, lr=lr,
+                                   run_seed=run_seed, identity_crop=identity_crop)
+    settings = {k: recipe[k] for k in ("epochs", "lr")}
+    settings.update({k: recipe[k] for k in ("run_seed", "identity_crop") if k in recipe})
+    shorter = sorted({int(k) for k in also_cache})
+    if any(not 0 < k < settings["epochs"][1] for k in shorter):
+        raise InvalidInputError(f"emotion_model: also_cache {tuple(also_cache)} must be stage-B epoch counts "
+                                f"between 1 and {settings['epochs'][1] - 1}")
     if not retrain and (model := load_cached(name, recipe)) is not None:
         return model
     model = identity_model(backbone, img_size, identity_epochs, settings.get("identity_crop", crop), seed, progress)
     train_set = affectnet_data("train", num_classes, img_size, crop, seed, progress)
+    rows = []
+
+    def cache_shorter(row):  # after every epoch: the weights of the shorter recipes of also_cache
+        rows.append(row)
+        if row["stage"] == "B" and row["finished"] and row["epoch"] in shorter:
+            kw = dict(img_size=img_size, epochs=(settings["epochs"][0], row["epoch"]), crop=crop, seed=seed,
+                      identity_epochs=identity_epochs, batch_size=batch_size, lr=lr, run_seed=run_seed,
+                      identity_crop=identity_crop)
+            short_name, short_recipe = _emotion_recipe(backbone, num_classes, weighted, **kw)
+            if load_cached(short_name, short_recipe) is None:
+                _save(copy.deepcopy(model), short_name, short_recipe, _history_frame(rows))
+
     history = train_emotion(model, train_set, weighted=weighted, epochs=settings["epochs"], img_size=img_size,
                             batch_size=batch_size, lr=tuple(settings["lr"]), crop=crop,
-                            seed=settings.get("run_seed", seed), progress=progress)
+                            seed=settings.get("run_seed", seed), progress=progress,
+                            callback=cache_shorter if shorter else None)
     return _save(model, name, recipe, history)
 
 
