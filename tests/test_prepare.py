@@ -190,6 +190,29 @@ def test_center_policy_needs_no_detector(dataset, tmp_path, monkeypatch):
     assert np.abs(written - expected[0].permute(1, 2, 0).numpy()).max() <= 0.5 + 1e-4
 
 
+def test_margin_crops_from_the_tight_boxes_equal_a_new_detection(dataset, reference, tmp_path, monkeypatch):
+    """boxes.csv keeps every detector box; boxes_from reuses them: the same bytes as detecting again."""
+    tight, _ = reference
+    with open(tight / P.BOXES_FILE, newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == P.BOX_COLUMNS and len(rows) == 1 + FACE_IMAGES
+    margin = {**SETTINGS, "policy": "margin"}
+    detected = prepare_dataset(dataset, tmp_path / "detected", **margin)
+
+    def no_detection(*a, **k):
+        raise AssertionError("boxes_from must not run MTCNN")
+
+    monkeypatch.setattr(P, "detect_faces", no_detection)
+    reused = prepare_dataset(dataset, tmp_path / "reused", **margin, boxes_from=tight)
+    assert (reused.done, reused.failed) == (detected.done, detected.failed) == (FACE_IMAGES, 2)
+    assert tree(tmp_path / "reused") == tree(tmp_path / "detected")
+    with pytest.raises(InvalidInputError, match="other detector settings"):
+        prepare_dataset(dataset, tmp_path / "x", **margin, min_face_size=40, boxes_from=tight)
+    prepare_dataset(dataset, tmp_path / "center", **{**SETTINGS, "policy": "center"})
+    with pytest.raises(InvalidInputError, match="no boxes.csv"):
+        prepare_dataset(dataset, tmp_path / "y", **margin, boxes_from=tmp_path / "center")
+
+
 def test_settings_are_checked(dataset, reference, tmp_path):
     with pytest.raises(InvalidInputError, match="size=48"):
         prepare_dataset(dataset, reference[0], **{**SETTINGS, "size": 64})

@@ -145,6 +145,9 @@ def add_prepare(sub) -> None:
                    help="processes (default: 1 below 8 CPU cores, else min(4, cores / 2))")
     _detector_options(p)
     p.add_argument("--retry-failed", action="store_true", help="retry images listed in an earlier failures.csv")
+    p.add_argument("--boxes-from", metavar="CROPS2",
+                   help="reuse the faces an earlier prepare of ROOT found (its boxes.csv) instead of running MTCNN "
+                        "again, e.g. margin crops after tight ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -15,7 +15,11 @@ The output folder mirrors the input folder, so the dataset readers that read
   the photo, which needs no detector), resized to ``size x size``;
 * images that cannot be read or have no face are listed in ``CROPS/failures.csv``
   (columns ``path,reason``; path relative to ROOT, sorted) - nothing is dropped
-  silently.
+  silently;
+* the detector's box of every crop is kept in ``CROPS/boxes.csv`` (columns
+  ``path,x1,y1,x2,y2`` in the image's pixels), so a second crop policy of the same
+  photos can reuse the faces instead of running MTCNN again
+  (``boxes_from=CROPS`` / ``--boxes-from CROPS``: e.g. margin crops after tight ones).
 
 **Resumable.**  Every output is written atomically (temporary file, then
 ``os.replace``), so an interrupted run leaves only complete files.  Run the same
@@ -62,6 +66,9 @@ from facelab.paths import TMP_SUFFIX, atomic_write_bytes
 
 SETTINGS_FILE = ".facelab-prepare.json"
 FAILURES_FILE = "failures.csv"
+BOXES_FILE = "boxes.csv"
+#: The columns of BOXES_FILE.
+BOX_COLUMNS = ("path", "x1", "y1", "x2", "y2")
 
 #: extension -> (Pillow format, save options) for the crops.
 SAVE_FORMATS = {
@@ -149,6 +156,40 @@ def _write_failures(path: Path, failures: dict[str, str]) -> None:
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
+def _read_boxes(path: Path) -> dict[str, tuple[float, ...]]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["path"]: tuple(float(row[c]) for c in BOX_COLUMNS[1:]) for row in csv.DictReader(f)
+                if row.get("path")}
+
+
+def _write_boxes(path: Path, boxes: dict[str, tuple[float, ...]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(BOX_COLUMNS)
+    for rel in sorted(boxes):
+        writer.writerow([rel, *(repr(float(v)) for v in boxes[rel])])  # repr: the exact float, read back the same
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def _boxes_of(folder: Path, settings: dict) -> dict[str, tuple[float, ...]]:
+    """The detector boxes of an earlier preparation of the same photos with the same detector settings."""
+    folder = Path(folder)
+    if not (folder / BOXES_FILE).is_file():
+        raise InvalidInputError(f"{folder}: no {BOXES_FILE} (only a tight or margin preparation by this facelab "
+                                "version keeps its boxes); leave out boxes_from to detect the faces again")
+    try:
+        theirs = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{folder}: no readable {SETTINGS_FILE} ({exc})") from exc
+    same = ("min_face_size", "threshold", "chunk_size")
+    if any(theirs.get(k) != settings[k] for k in same):
+        raise InvalidInputError(f"{folder}: its faces were found with other detector settings ("
+                                + ", ".join(f"{k}={theirs.get(k)!r}, here {settings[k]!r}" for k in same) + ")")
+    return _read_boxes(folder / BOXES_FILE)
+
+
 # --- atomic writes ---------------------------------------------------------------------------------------
 def _save_atomic(target: Path, crop: np.ndarray) -> None:
     """Encode one crop by its extension (see :data:`SAVE_FORMATS`) and write it atomically."""
@@ -181,12 +222,14 @@ class _Job:
     threshold: float
     batch_size: int
     max_pixels: int
+    #: boxes of an earlier preparation (``boxes_from``): used instead of running the detector
+    given_boxes: dict | None = field(default=None, hash=False, compare=False)
 
 
-def _process_chunk(job: _Job, rels: list[str]) -> tuple[int, int, dict[str, str]]:
+def _process_chunk(job: _Job, rels: list[str]) -> tuple[int, int, dict[str, str], dict[str, tuple]]:
     """Detect + crop one chunk (always all of it), write the missing outputs.
 
-    Returns ``(written, already_there, failures)``.
+    Returns ``(written, already_there, failures, detector boxes)``.
     """
     root, out = Path(job.root), Path(job.out)
     arrays, readable, failures = [], [], {}
@@ -199,14 +242,15 @@ def _process_chunk(job: _Job, rels: list[str]) -> tuple[int, int, dict[str, str]
     if job.policy == "center":
         boxes = [[(0.0, 0.0, 1.0, 1.0)] for _ in arrays]  # ignored by the centre crop
     else:
-        found = detect_faces(arrays, min_face_size=job.min_face_size, threshold=job.threshold,
-                             batch_size=job.batch_size, max_pixels=job.max_pixels)
-        boxes = []
-        for rel, faces in zip(readable, found):
-            face = largest_face(faces)
-            if face is None:
+        if job.given_boxes is not None:  # found by MTCNN with these settings in an earlier preparation
+            boxes = [[job.given_boxes[rel]] if rel in job.given_boxes else [] for rel in readable]
+        else:
+            found = detect_faces(arrays, min_face_size=job.min_face_size, threshold=job.threshold,
+                                 batch_size=job.batch_size, max_pixels=job.max_pixels)
+            boxes = [[face.box] if (face := largest_face(faces)) is not None else [] for faces in found]
+        for rel, bx in zip(readable, boxes):
+            if not bx:
                 failures[rel] = f"no face found (MTCNN, min_face_size={job.min_face_size}, threshold={job.threshold})"
-            boxes.append([face.box] if face is not None else [])
     crops = crop_faces(arrays, boxes, size=job.size, policy=job.policy, margin=job.margin)
     crops = crops.round().clamp(0, 255).to(dtype=torch.uint8).permute(0, 2, 3, 1).numpy()
     written = existing = k = 0
@@ -220,7 +264,8 @@ def _process_chunk(job: _Job, rels: list[str]) -> tuple[int, int, dict[str, str]
             _save_atomic(target, crops[k])
             written += 1
         k += 1
-    return written, existing, failures
+    found = {} if job.policy == "center" else {rel: tuple(bx[0]) for rel, bx in zip(readable, boxes) if bx}
+    return written, existing, failures, found
 
 
 def _strip(name: str, exc: Exception) -> str:
@@ -245,7 +290,8 @@ def _run_chunk_in_worker(rels: list[str]):
 def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: float = 0.2,
                     workers: int | None = None, progress: bool = True, *, min_face_size: int = 20,
                     threshold: float = 0.9, chunk_size: int = 32, batch_size: int = 32,
-                    retry_failed: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> PrepareReport:
+                    retry_failed: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    boxes_from=None) -> PrepareReport:
     """Crop the largest face of every image under ``root`` into the same layout under ``out``.
 
     See the module docstring for the layout, formats, failures CSV and resuming.
@@ -260,6 +306,9 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
     chunk_size : images per unit of work (kept together for resumable, exact results;
         all images of a chunk are in memory at once).
     retry_failed : also retry images listed in an earlier ``failures.csv``.
+    boxes_from : an earlier preparation of the same ``root`` (tight or margin, same detector settings
+        and chunk size): its ``boxes.csv`` gives the faces, MTCNN does not run again.  The crops equal
+        those of a new detection, which would find the same boxes in the same chunks.
     """
     root, out = Path(root), Path(out)
     if not root.is_dir():
@@ -276,6 +325,9 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
                 "min_face_size": int(min_face_size) if policy != "center" else None,
                 "threshold": float(threshold) if policy != "center" else None,
                 "chunk_size": int(chunk_size)}
+    given = None
+    if boxes_from is not None and policy != "center":
+        given = _boxes_of(boxes_from, settings)
     _check_settings(out, settings)
     _remove_stale_temporaries(out)
 
@@ -287,7 +339,7 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
     copied = 0
     for rel in others:
         src, target = root / rel, out / rel
-        if rel == FAILURES_FILE or rel == SETTINGS_FILE:
+        if rel in (FAILURES_FILE, SETTINGS_FILE, BOXES_FILE):
             raise DatasetFormatError(f"{root / rel}: clashes with facelab's own {rel}; rename it")
         if not (target.exists() and target.stat().st_size == src.stat().st_size):
             _copy_atomic(src, target)
@@ -297,8 +349,10 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
     existing_at_start = sum((out / rel).exists() for rel in images)
     pending = [c for c in chunks if any(not (out / r).exists() and r not in known for r in c)]
     failures = {rel: reason for rel, reason in known.items()}
+    boxes_csv = out / BOXES_FILE
+    boxes = {rel: box for rel, box in _read_boxes(boxes_csv).items() if rel in set(images)}
     job = _Job(str(root), str(out), policy, int(size), float(margin), int(min_face_size), float(threshold),
-               int(batch_size), int(max_pixels))
+               int(batch_size), int(max_pixels), given)
     done = 0
 
     bar = tqdm(total=len(images), initial=len(images) - sum(map(len, pending)), unit="img",
@@ -306,12 +360,16 @@ def prepare_dataset(root, out, policy: str = "tight", size: int = 112, margin: f
 
     def record(rels, result):
         nonlocal done
-        written, _, chunk_failures = result
+        written, _, chunk_failures, chunk_boxes = result
         done += written
         for rel in rels:
             failures.pop(rel, None)
+            boxes.pop(rel, None)
         failures.update(chunk_failures)
+        boxes.update(chunk_boxes)
         _write_failures(failures_csv, failures)
+        if policy != "center":
+            _write_boxes(boxes_csv, boxes)
         bar.update(len(rels))
 
     try:

@@ -47,7 +47,7 @@ import torch
 
 from facelab.checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
-from facelab.data.prepare import prepare_dataset
+from facelab.data.prepare import BOXES_FILE, prepare_dataset
 from facelab.data.tensors import preload
 from facelab.errors import CheckpointError, InvalidInputError
 from facelab.labels import FACE_WORLD
@@ -126,8 +126,12 @@ def face_crops(name: str, policy: str = "tight", size: int = COURSE_IMG_SIZE, se
         out = out.with_name(f"{out.name}-min{int(min_face_size)}")
     if (out / _COMPLETE).is_file():
         return out
+    boxes_from = None
+    if policy == "margin":  # the faces of the tight crops, found once (prepare's boxes.csv)
+        tight = face_crops(name, "tight", size, seed, progress=progress, data_kw=data_kw, min_face_size=min_face_size)
+        boxes_from = tight if (tight / BOXES_FILE).is_file() else None
     report = prepare_dataset(source, out, policy=policy, size=int(size), progress=progress,
-                             min_face_size=int(min_face_size))
+                             min_face_size=int(min_face_size), boxes_from=boxes_from)
     (out / _COMPLETE).write_text(report.summary() + "\n", encoding="utf-8")
     return out
 

@@ -48,7 +48,7 @@ def cmd_prepare(args) -> int:
     report = prepare_dataset(
         args.root, args.out, policy=args.policy, size=args.size, margin=args.margin, workers=args.workers,
         progress=not args.quiet, min_face_size=args.min_face_size, threshold=args.threshold,
-        retry_failed=args.retry_failed,
+        retry_failed=args.retry_failed, boxes_from=args.boxes_from,
     )
     for rel, reason in report.failures:
         report_failure(Path(args.root) / rel, reason)
