@@ -221,3 +221,31 @@ def test_default_recipes_use_the_fixed_names(monkeypatch):
     course.identity_model(pretrained=True)  # the paper's learning rates when starting from ImageNet weights
     assert asked[-1][1]["lr"] == list(course.PRETRAINED_IDENTITY_LR)
     assert asked[-1][0].startswith(asked[0][0] + "_")  # another network, another file
+
+
+def test_the_validation_curve_changes_no_weight_nor_the_cache_name(calls):
+    plain = course.identity_model(**small(epochs=(1, 1)))
+    assert "val_unseen_acc" not in course.recipe_history(plain.course_name)
+    with_curve = course.identity_model(**small(epochs=(1, 1), val_curve=True))  # trained again to record it
+    assert calls["identity"] == 2 and with_curve.course_name == plain.course_name
+    before, after = weights(plain), weights(with_curve)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bit for bit the same training
+    curve = course.recipe_history(plain.course_name)["val_unseen_acc"]
+    assert len(curve) == 2 and curve.between(0, 1).all()
+    course.identity_model(**small(epochs=(1, 1), val_curve=True))
+    course.identity_model(**small(epochs=(1, 1)))
+    assert calls["identity"] == 2  # both load the one checkpoint
+
+
+def test_a_longer_stage_b_continues_from_the_shorter_run(calls):
+    short = course.identity_model(**small(epochs=(1, 1), val_curve=True))
+    assert course.state_path(short.course_name).is_file()
+    resumed = course.identity_model(**small(epochs=(1, 3), val_curve=True))
+    history = course.recipe_history(resumed.course_name)
+    assert list(history["stage"]) == ["A", "B", "B", "B"] and history["val_unseen_acc"].notna().all()
+    assert history["val_unseen_acc"].iloc[:2].tolist() == course.recipe_history(short.course_name)["val_unseen_acc"].tolist()
+    scratch = course.identity_model(**small(epochs=(1, 3)), retrain=True)  # from random weights, all 4 epochs
+    assert calls["identity"] == 3 and scratch.course_name == resumed.course_name
+    a, b = weights(resumed), weights(scratch)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # continuing = training uninterrupted
+    assert history["loss"].tolist() == course.recipe_history(scratch.course_name)["loss"].tolist()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -45,14 +46,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facelab.checkpoints import checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint
+from facelab.checkpoints import (checkpoint_path, load_checkpoint, read_checkpoint_config, save_checkpoint,
+                                 training_state_path)
 from facelab.data.datasets import read_affectnet, read_lfw, read_utkface, read_vggface2
 from facelab.data.prepare import BOXES_FILE, prepare_dataset
 from facelab.data.tensors import preload
 from facelab.errors import CheckpointError, InvalidInputError
 from facelab.labels import FACE_WORLD
 from facelab.models import MultiTaskNet
-from facelab.paths import cache_dir, models_dir
+from facelab.paths import atomic_write_bytes, cache_dir, models_dir
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, dataset_version, ensure_dataset
 from facelab.training.evaluate import evaluate_identity
 from facelab.training.loop import _history_frame
@@ -262,6 +264,48 @@ def _stage_lr(lr, pretrained: bool):
     return list(PRETRAINED_IDENTITY_LR if pretrained else IDENTITY_LR)
 
 
+def _identity_recipe(backbone, img_size, epochs, crop, seed, batch_size, lr, pretrained, sam_b, val_curve=False):
+    """(cache name, recipe) of an identity pre-training.  ``val_curve`` is evaluation only and is not part of
+    the recipe; ``val_curve=True`` gives the name older versions used for a run that recorded it."""
+    settings = {"epochs": [int(e) for e in epochs], "batch_size": int(batch_size), "lr": _stage_lr(lr, pretrained),
+                "pretrained": bool(pretrained), "data": _data_tag("vggface2", "train")}
+    defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": _stage_lr(None, pretrained),
+                "pretrained": False, "data": _data_tag("vggface2", "train")}
+    if sam_b:  # only when on, so that the default recipe (and its cache name) stays as it was
+        settings["sam"] = [True, True]
+    if val_curve:
+        settings["val_curve"] = "vggface2/test lfw-protocol"
+    return _recipe("identity", backbone, img_size, crop, seed, settings, defaults)
+
+
+def state_path(name: str) -> Path:
+    """The training state (weights, optimizer, random generators, history) at the end of recipe ``name``,
+    kept beside its checkpoint so that a longer run of the same recipe can continue from it."""
+    return model_dir() / f"{name}.state.pt"
+
+
+def _has_curve(name: str) -> bool:
+    try:
+        return "val_unseen_acc" in recipe_history(name)
+    except CheckpointError:
+        return False
+
+
+def _shorter_run(backbone, img_size, epochs, crop, seed, batch_size, lr, pretrained, sam_b, val_curve):
+    """The cached run of the same identity recipe with fewer stage-B epochs (the most, if several) whose
+    final training state is kept, or None.  Stage B's Adam has a constant learning rate, so ``(a, b)``
+    epochs are ``(a, b0)`` epochs continued for ``b - b0`` more from that state."""
+    if sam_b:  # plain Adam in stage B only
+        return None
+    for b0 in range(int(epochs[1]) - 1, 0, -1):
+        name, recipe = _identity_recipe(backbone, img_size, (epochs[0], b0), crop, seed, batch_size, lr, pretrained,
+                                        sam_b)
+        if state_path(name).is_file() and load_cached(name, recipe) is not None and \
+                (not val_curve or _has_curve(name)):
+            return name
+    return None
+
+
 def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_SIZE, epochs=IDENTITY_EPOCHS,
                    crop: str = "tight", seed: int = 0, progress: bool = True, *, batch_size: int = 64,
                    lr=None, pretrained: bool = False, sam_b: bool = False, val_curve: bool = False,
@@ -278,26 +322,32 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
     (:func:`face_crops`).  ``retrain=True`` ignores the cache.
 
     ``sam_b=True``: SAM around Adam in stage B too (the paper trains stage B "the same way"; each
-    step then costs two gradients).  ``val_curve=True``: after every epoch, the LFW protocol
-    (:func:`facelab.training.evaluate.evaluate_identity`) on the people of the VGGFace2-like ``test``
-    split -- people never trained on, and not the LFW-like test people -- is added to the
-    history as ``val_unseen_acc`` (evaluation only: the weights are those of the same recipe
-    without it).  Both are part of the cache name when on; the default recipe is unchanged.
+    step then costs two gradients); part of the cache name.  ``val_curve=True``: after every epoch,
+    the LFW protocol (:func:`facelab.training.evaluate.evaluate_identity`) on the people of the
+    VGGFace2-like ``test`` split -- people never trained on, and not the LFW-like test people -- is
+    added to the history as ``val_unseen_acc``.  It is evaluation only (eval mode, no random numbers
+    drawn: the weights are bit for bit those of the run without it), so it does not change the
+    recipe or its cache name: a cached run without the curve is trained again to record it.
+
+    With plain Adam in stage B, the final training state is kept beside the checkpoint
+    (:func:`state_path`); a run of the same recipe with more stage-B epochs continues from the longest cached shorter run instead of starting
+    over (the same weights as an uninterrupted run on the same machine and thread count: stage B's
+    learning rate is constant and the state holds the optimizer and the random generators).
     """
     epochs = [int(e) for e in epochs]
-    settings = {"epochs": epochs, "batch_size": int(batch_size), "lr": _stage_lr(lr, pretrained),
-                "pretrained": bool(pretrained), "data": _data_tag("vggface2", "train")}
-    defaults = {"epochs": list(IDENTITY_EPOCHS), "batch_size": 64, "lr": _stage_lr(None, pretrained),
-                "pretrained": False, "data": _data_tag("vggface2", "train")}
-    if sam_b:  # only when on, so that the default recipe (and its cache name) stays as it was
-        settings["sam"] = [True, True]
-    if val_curve:
-        settings["val_curve"] = "vggface2/test lfw-protocol"
-    name, recipe = _recipe("identity", backbone, img_size, crop, seed, settings, defaults)
-    if not retrain and (model := load_cached(name, recipe)) is not None:
-        return model
+    args = (backbone, img_size, epochs, crop, seed, batch_size, lr, pretrained, sam_b)
+    name, recipe = _identity_recipe(*args)
+    if not retrain:
+        model = load_cached(name, recipe)
+        if model is not None and (not val_curve or _has_curve(name)):
+            return model
+        if val_curve:  # recorded by an older version under a name of its own
+            legacy = load_cached(*_identity_recipe(*args, val_curve=True))
+            if legacy is not None:
+                return legacy
     train_set = identity_data(img_size, crop, seed, progress)
-    curve = []
+    shorter = None if retrain else _shorter_run(*args, val_curve)
+    curve = list(recipe_history(shorter)["val_unseen_acc"]) if shorter and val_curve else []
     callback = None
     if val_curve:
         val_faces = preload(read_vggface2(face_crops("vggface2", crop, img_size, seed, progress=progress), "test"),
@@ -309,9 +359,14 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
         callback = record_curve
     torch.manual_seed(seed)  # the new network's random weights
     model = MultiTaskNet(backbone, pretrained=pretrained)
-    history = train_identity(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size,
-                             lr=tuple(settings["lr"]), sam=(True, bool(sam_b)), crop=crop, seed=seed,
-                             callback=callback, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="facelab-identity-") as tmp:
+        history = train_identity(model, train_set, epochs=epochs, img_size=img_size, batch_size=batch_size,
+                                 lr=tuple(_stage_lr(lr, pretrained)), sam=(True, bool(sam_b)), crop=crop, seed=seed,
+                                 callback=callback, progress=progress, checkpoint=Path(tmp) / "run",
+                                 resume=state_path(shorter) if shorter else None)
+        final_state = training_state_path(Path(tmp) / "run")
+        if final_state.is_file() and not sam_b:
+            atomic_write_bytes(state_path(name), final_state.read_bytes())
     if val_curve:
         history["val_unseen_acc"] = curve
     return _save(model, name, recipe, history)
@@ -425,6 +480,6 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
 
 __all__ = [
     "model_dir", "crops_dir", "face_crops", "crop_failures", "utkface_split", "identity_data", "lfw_data",
-    "utkface_data", "affectnet_data", "recipe_name", "recipe_path", "recipe_history", "load_cached",
+    "utkface_data", "affectnet_data", "recipe_name", "recipe_path", "recipe_history", "load_cached", "state_path",
     "identity_model", "attribute_model", "emotion_model",
 ]
