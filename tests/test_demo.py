@@ -269,6 +269,17 @@ def test_default_models_pairs_the_course_checkpoints_and_ignores_others(tmp_path
     assert course_checkpoints(tmp_path) == [attributes, old_emotion]  # all 8 emotions beat a newer 7-class net
     emotion = save("04_emotion", 500, emotion_classes=8)
     assert course_checkpoints(tmp_path) == [attributes, emotion]  # the newest of each kind
+    recipe = {"crop": "tight", "weighted": False, "epochs": [1, 6]}
+    course_recipe = save_checkpoint(MultiTaskNet("lcnet_050", emotion_classes=8), tmp_path / "course_emotion",
+                                    extra_config={"recipe": recipe})
+    os.utime(course_recipe, (600, 600))
+    for k, (name, change) in enumerate((("rerun", {"run_seed": 1}), ("shorter", {"epochs": [1, 1]}))):
+        path = save_checkpoint(MultiTaskNet("lcnet_050", emotion_classes=8), tmp_path / f"course_emotion_{name}",
+                               extra_config={"recipe": {**recipe, **change}})
+        os.utime(path, (700 + k, 700 + k))
+    assert course_checkpoints(tmp_path) == [attributes, course_recipe]  # not notebook 04's newer, shorter runs
+    for path in tmp_path.glob("course_emotion*"):
+        path.unlink()
     assert bench.exists() and gender_only.exists() and seven.exists()
 
     save_checkpoint(untrained_model(), tiny_model_path(tmp_path))

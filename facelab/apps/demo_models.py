@@ -154,8 +154,10 @@ def course_checkpoints(cache_dir) -> list[Path]:
     """The checkpoints that together make the network of Fig. 1 (age, gender, race and
     emotion): one file with all four heads, or the newest attribute checkpoint plus the
     newest emotion checkpoint -- preferring networks with all 8 AffectNet emotions over
-    7-class ones, the course's plain cross-entropy network over the eq. (2) one and tight crops over
-    others (notebook 04 trains all of them and explains why).  Empty when the cache does not hold both."""
+    7-class ones, the course's plain cross-entropy network over the eq. (2) one, tight crops over
+    others, and the course's own recipe (longest trained, no ``run_seed``) over notebook 04's
+    shorter repeated runs (notebook 04 trains all of them and explains why).  Empty when the cache
+    does not hold both."""
     found = find_checkpoints(cache_dir)
 
     def preference(path):
@@ -163,7 +165,9 @@ def course_checkpoints(cache_dir) -> list[Path]:
         extra = config.get("extra", {})
         settings = extra.get("recipe", extra.get("training", {}))
         crop = settings.get("crop", config.get("preprocessing", {}).get("crop", "tight"))
-        return config["heads"]["emotion"] != len(EMOTIONS_8), bool(settings.get("weighted")), crop != "tight"
+        epochs = sum(int(e) for e in settings.get("epochs", ()))
+        return (config["heads"]["emotion"] != len(EMOTIONS_8), bool(settings.get("weighted")), crop != "tight",
+                "run_seed" in settings, -epochs)
 
     found["emotion"].sort(key=preference)  # stable: newest first within each group
     both = [p for p in found["attributes"] if p in found["emotion"]]

@@ -57,7 +57,7 @@ from facelab.models import MultiTaskNet
 from facelab.paths import atomic_write_bytes, cache_dir, models_dir
 from facelab.synth.writers import NOTEBOOK_DEFAULTS, dataset_version, ensure_dataset
 from facelab.training.evaluate import evaluate_identity
-from facelab.training.loop import _history_frame
+from facelab.training.loop import history_frame
 from facelab.training.train import train_attributes, train_emotion, train_identity
 #: Bump when a recipe changes in a way that makes old cached checkpoints wrong.
 RECIPE_VERSION = 1
@@ -330,9 +330,10 @@ def identity_model(backbone: str = COURSE_BACKBONE, img_size: int = COURSE_IMG_S
     recipe or its cache name: a cached run without the curve is trained again to record it.
 
     With plain Adam in stage B, the final training state is kept beside the checkpoint
-    (:func:`state_path`); a run of the same recipe with more stage-B epochs continues from the longest cached shorter run instead of starting
-    over (the same weights as an uninterrupted run on the same machine and thread count: stage B's
-    learning rate is constant and the state holds the optimizer and the random generators).
+    (:func:`state_path`); a run of the same recipe with more stage-B epochs continues from the longest
+    cached shorter run instead of starting over (the same weights as an uninterrupted run on the same
+    machine and thread count: stage B's learning rate is constant and the state holds the optimizer
+    and the random generators).
     """
     epochs = [int(e) for e in epochs]
     args = (backbone, img_size, epochs, crop, seed, batch_size, lr, pretrained, sam_b)
@@ -469,7 +470,7 @@ def emotion_model(backbone: str = COURSE_BACKBONE, num_classes: int = 8, weighte
                       identity_crop=identity_crop)
             short_name, short_recipe = _emotion_recipe(backbone, num_classes, weighted, **kw)
             if load_cached(short_name, short_recipe) is None:
-                _save(copy.deepcopy(model), short_name, short_recipe, _history_frame(rows))
+                _save(copy.deepcopy(model), short_name, short_recipe, history_frame(rows))
 
     history = train_emotion(model, train_set, weighted=weighted, epochs=settings["epochs"], img_size=img_size,
                             batch_size=batch_size, lr=tuple(settings["lr"]), crop=crop,

@@ -435,7 +435,7 @@ def _finish(model: MultiTaskNet, history: list[dict]) -> pd.DataFrame:
     """After training: all weights trainable again (for whatever comes next), eval mode."""
     model.unfreeze_backbone()
     model.eval()
-    return _history_frame(history)
+    return history_frame(history)
 
 
 def _print_row(row: dict) -> None:
@@ -444,7 +444,8 @@ def _print_row(row: dict) -> None:
     print(f"[{row['task']}] {text}" + ("" if row["finished"] else " (stopped: max_seconds reached)"))
 
 
-def _history_frame(history: list[dict]) -> pd.DataFrame:
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    """The per-epoch rows of a training run as a table (with ``train_acc`` = the first head's accuracy)."""
     frame = pd.DataFrame(history)
     if "train_acc" not in frame and len(frame):
         first = next((c for c in frame.columns if c.startswith("train_") and c.endswith("_acc")), None)
@@ -454,4 +455,4 @@ def _history_frame(history: list[dict]) -> pd.DataFrame:
 
 
 __all__ = ["ShardedBatches", "face_loader", "Objective", "class_counts", "train_one_epoch", "TrainedPart", "Stage",
-           "compute_features", "validate", "fit_stages"]
+           "compute_features", "validate", "fit_stages", "history_frame"]
