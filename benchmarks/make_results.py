@@ -91,8 +91,9 @@ def render_training(r: dict) -> str:
         lines.append(
             f"| A: a small CNN from random weights on the AffectNet-like set, balanced {len(a['classes'])}-class "
             f"validation | `SCRATCH_A`: {rec['backbone']}, {rec['img_size']} px tight crops, batch {rec['batch_size']}, "
-            f"{'cosine ' if rec['cosine'] else ''}lr from {rec['lr']:g}, plain cross-entropy, {a['train_images']:,} "
-            f"train crops, {a['epochs'][1]} epochs; seeds {' / '.join(str(s['seed']) for s in seeds)} | "
+            f"{'cosine ' if rec['cosine'] else ''}lr from {rec['lr']:g}, plain cross-entropy, "
+            f"{a['train_images'] // max(1, sum(a['epochs'])):,} train crops, {a['epochs'][1]} epochs "
+            f"({a['train_images']:,} images seen); seeds {' / '.join(str(s['seed']) for s in seeds)} | "
             f"**{' / '.join(_pct(s['prior_corrected']['balanced_accuracy']) for s in seeds)}** balanced with the "
             f"decision for a balanced set (the training prior divided out) in "
             f"**{walls} s** "
