@@ -255,9 +255,8 @@ class TorchNetwork:
 
     def heads(self, features) -> dict:
         """``{head: float32 logits}`` (numpy) for features x (N x D, numpy or torch); the heads run in fp32."""
-        x = torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features)
         with torch.inference_mode():
-            x = x.to(self.device, torch.float32)
+            x = torch.as_tensor(features).to(self.device, torch.float32)
             return {name: head(x).float().cpu().numpy() for name, head in self.head_modules.items()}
 
     def logits(self, crops) -> dict:
